@@ -7,17 +7,25 @@
  * Protocol (every implementation):
  * - Identity: a node has a `name` (stable across restarts) and an `incarnation` (new on every
  *   start). A peer is identified by `name`; a changed incarnation for a known name is reported
- *   as `down` for the old incarnation followed by `up` for the new one.
+ *   as `down` for the old incarnation followed by `up` for the new one. Once a newer incarnation
+ *   has been seen, anything still arriving from an older one is dropped.
  * - Membership: each node broadcasts a heartbeat every `heartbeatMs`; a peer is `up` at its
  *   first heartbeat (or first frame) and `down` after `downAfterMs` without hearing from it.
- *   `down` is reported exactly once per (name, incarnation); frames from a node reported down
- *   are dropped until it is seen `up` again.
+ *   `down` is reported exactly once per `up` of a (name, incarnation): never twice in a row.
+ *   Frames from a node reported down are dropped (and counted) until a *heartbeat* from it is
+ *   heard again; then it is reported `up` again, with the same incarnation if it only was
+ *   unreachable (partition, broker outage), so layers above must treat every `up` as "resync".
  * - Delivery: best effort, at most once per frame *per transport guarantee*; FIFO per
- *   (sender, receiver) pair while both stay up. No ordering across senders. A partition loses
- *   frames silently; layers above detect it through `down` and repair (the Tracker by full
- *   state transfer).
+ *   (sender, receiver) pair while both stay up, across channels and across `sendTo`/`broadcast`.
+ *   No ordering across senders. A partition loses frames silently; layers above detect it
+ *   through `down` and repair (the Tracker by full state transfer).
  * - Frames to self are not delivered by `broadcast` (callers handle their own node locally);
  *   `sendTo(self)` delivers locally (asynchronously).
+ * - No method throws because of the network, and no frame or membership handler is ever called
+ *   synchronously from inside `sendTo`/`broadcast`. An exception thrown by a handler is caught
+ *   and logged; it does not stop delivery to the other handlers.
+ * - The payload is copied (or written out) before `sendTo`/`broadcast` returns: the caller may
+ *   reuse its buffer.
  */
 export interface MembershipEvent {
   type: "up" | "down";
@@ -48,9 +56,24 @@ export interface ClusterTransport {
   stats(): TransportStats;
 }
 
+/** Counters of one transport. Heartbeats are not counted as frames. */
 export interface TransportStats {
+  /** Frames handed to `onFrame` handlers (once per frame, whatever the number of handlers). */
   framesIn: number;
+  /** `sendTo`/`broadcast` calls accepted for sending (a broadcast counts once). */
   framesOut: number;
+  /**
+   * Frames lost where the transport could see it: `sendTo` an unknown or down node, sends
+   * while stopped or disconnected, failed writes, and incoming frames from a node reported
+   * down or from a superseded incarnation. (Losses inside the network are invisible.)
+   */
   dropped: number;
+  /** Incoming frames that could not be decoded (garbage, unknown version). */
   decodeErrors: number;
+}
+
+/** Where transports report what they survive (errors never escape as exceptions). */
+export interface TransportLogger {
+  warn(message: string, detail?: unknown): void;
+  error(message: string, detail?: unknown): void;
 }

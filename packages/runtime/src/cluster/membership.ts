@@ -1,0 +1,148 @@
+/**
+ * Heartbeat membership shared by every transport: which peers are up, under which incarnation,
+ * and whether a frame from a peer may be delivered. Implements the membership rules of
+ * `transport.ts`; the transport feeds it what it hears and forwards the events it emits.
+ *
+ * @example
+ * ```ts
+ * const peers = new PeerTable({ downAfterMs: 1000, onEvent: (e) => console.log(e) });
+ * peers.start();                       // begins checking for silent peers
+ * peers.heartbeat("b", "inc-1");       // -> { type: "up", node: "b", incarnation: "inc-1" }
+ * peers.frame("b", "inc-1");           // true: deliver
+ * // ...1 s without hearing from b:     -> { type: "down", node: "b", incarnation: "inc-1" }
+ * peers.frame("b", "inc-1");           // false: drop until a heartbeat revives it
+ * peers.heartbeat("b", "inc-2");       // restarted -> { type: "up", ..., incarnation: "inc-2" }
+ * ```
+ */
+import type { MembershipEvent } from "./transport.js";
+
+export interface PeerTableOptions {
+  /** A peer not heard from for this long is reported down. */
+  downAfterMs: number;
+  /** How often silent peers are looked for. Default: downAfterMs / 10, between 5 and 250 ms. */
+  checkEveryMs?: number;
+  /** Monotonic clock in ms. Default: `performance.now()`. */
+  now?: () => number;
+  /** Receives every membership change, synchronously. */
+  onEvent: (event: MembershipEvent) => void;
+  /** How many superseded incarnations to remember per node name. Default 16. */
+  retiredPerNode?: number;
+}
+
+interface Peer {
+  incarnation: string;
+  up: boolean;
+  lastSeen: number;
+  /** Older incarnations of this name: anything still arriving from them is dropped. */
+  retired: string[];
+}
+
+export class PeerTable {
+  readonly downAfterMs: number;
+  readonly checkEveryMs: number;
+  private readonly now: () => number;
+  private readonly onEvent: (event: MembershipEvent) => void;
+  private readonly retiredPerNode: number;
+  private readonly peers = new Map<string, Peer>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(opts: PeerTableOptions) {
+    if (!(opts.downAfterMs > 0)) throw new RangeError(`downAfterMs must be > 0, got ${opts.downAfterMs}`);
+    this.downAfterMs = opts.downAfterMs;
+    this.checkEveryMs = opts.checkEveryMs ?? Math.min(250, Math.max(5, Math.floor(opts.downAfterMs / 10)));
+    this.now = opts.now ?? (() => performance.now());
+    this.onEvent = opts.onEvent;
+    this.retiredPerNode = opts.retiredPerNode ?? 16;
+  }
+
+  /** Starts the periodic check for silent peers. */
+  start(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setInterval(() => this.sweep(), this.checkEveryMs);
+    this.timer.unref?.();
+  }
+
+  /** Stops checking. Emits nothing. */
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Forgets every peer. Emits nothing. */
+  clear(): void {
+    this.peers.clear();
+  }
+
+  /** A heartbeat was heard from (node, incarnation). May emit up (and down for a replaced incarnation). */
+  heartbeat(node: string, incarnation: string): void {
+    this.observe(node, incarnation, true);
+  }
+
+  /**
+   * A frame was heard from (node, incarnation). Returns true if it must be delivered, false if it
+   * must be dropped (the node is reported down, or the incarnation is superseded).
+   */
+  frame(node: string, incarnation: string): boolean {
+    return this.observe(node, incarnation, false);
+  }
+
+  isUp(node: string): boolean {
+    return this.peers.get(node)?.up === true;
+  }
+
+  /** The incarnation last seen for `node` (up or down), if any. */
+  incarnationOf(node: string): string | undefined {
+    return this.peers.get(node)?.incarnation;
+  }
+
+  /** Names of the peers currently up. */
+  members(): string[] {
+    const out: string[] = [];
+    for (const [name, p] of this.peers) if (p.up) out.push(name);
+    return out;
+  }
+
+  /** Reports down every up peer not heard from for `downAfterMs`. Called by the timer. */
+  sweep(): void {
+    const now = this.now();
+    for (const [node, p] of this.peers) {
+      if (p.up && now - p.lastSeen >= this.downAfterMs) {
+        p.up = false;
+        this.onEvent({ type: "down", node, incarnation: p.incarnation });
+      }
+    }
+  }
+
+  private observe(node: string, incarnation: string, isHeartbeat: boolean): boolean {
+    const now = this.now();
+    const p = this.peers.get(node);
+    if (p === undefined) {
+      this.peers.set(node, { incarnation, up: true, lastSeen: now, retired: [] });
+      this.onEvent({ type: "up", node, incarnation });
+      return true;
+    }
+    if (p.incarnation === incarnation) {
+      if (p.up) {
+        p.lastSeen = now;
+        return true;
+      }
+      if (!isHeartbeat) return false;
+      p.up = true;
+      p.lastSeen = now;
+      this.onEvent({ type: "up", node, incarnation });
+      return true;
+    }
+    if (p.retired.includes(incarnation)) return false;
+    // A new incarnation of a known name: the old one is gone for good.
+    const old = p.incarnation;
+    const wasUp = p.up;
+    p.retired.push(old);
+    if (p.retired.length > this.retiredPerNode) p.retired.shift();
+    p.incarnation = incarnation;
+    p.up = true;
+    p.lastSeen = now;
+    if (wasUp) this.onEvent({ type: "down", node, incarnation: old });
+    this.onEvent({ type: "up", node, incarnation });
+    return true;
+  }
+}

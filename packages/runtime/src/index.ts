@@ -1,0 +1,51 @@
+/**
+ * @cinder/runtime — a mini-OTP for TypeScript: nodes, processes with mailboxes, links,
+ * monitors, timers, names, GenServer, Supervisor, DynamicSupervisor, Task, Agent, Registry,
+ * and the cluster transport contract.
+ */
+export { CinderNode, startNode, type StartNodeOptions } from "./node.js";
+export type { NodeOptions, TimerRef, Router } from "./internal/node_core.js";
+export { Process, type Behaviour, type Body, type Handler, type ReceiveOptions, type SpawnOptions } from "./internal/process.js";
+export {
+  Timeout,
+  isPid,
+  type Pid,
+  type Ref,
+  type MessageOf,
+  type MonitorRef,
+  type ExitReason,
+  type ExitMessage,
+  type DownMessage,
+  type SystemMessage,
+  type Dest,
+  type Via,
+  type ViaResolver,
+} from "./internal/types.js";
+export { CinderError, NoProcError, TimeoutError, BadArgError, ExitError, formatReason, type CinderErrorCode } from "./internal/errors.js";
+export { consoleLogger, silentLogger, type Logger } from "./internal/logger.js";
+export { type From, type ReplyEnvelope, type Context } from "./internal/request.js";
+export {
+  GenServer,
+  AlreadyStartedError,
+  InitError,
+  type GenServerBehaviour,
+  type GenMsg,
+  type ServerRef,
+  type ServerName,
+  type CallResult,
+  type NoReply,
+  type ServerSelf,
+  type StartOptions,
+} from "./gen_server.js";
+export {
+  Supervisor,
+  type SupervisorOptions,
+  type SupervisorRef,
+  type Strategy,
+  type ChildSpec,
+  type ChildInfo,
+  type ChildCounts,
+  type Restart,
+  type Shutdown,
+} from "./supervisor.js";
+export type { ClusterTransport, MembershipEvent, TransportStats } from "./cluster/transport.js";
