@@ -49,3 +49,6 @@ export {
   type Shutdown,
 } from "./supervisor.js";
 export type { ClusterTransport, MembershipEvent, TransportStats } from "./cluster/transport.js";
+export { spawnOn, startGenServerOn, type SpawnOnOptions, type ModuleRef, type Placement, type WatchdogOptions, type BlockedReport, type WorkerOptions } from "./placement.js";
+export { Dirty, type DirtyResult } from "./dirty.js";
+export type { NodeSchedulerStats } from "./node.js";

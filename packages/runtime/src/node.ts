@@ -5,12 +5,24 @@
 import { NodeCore, type NodeOptions } from "./internal/node_core.js";
 import { Supervisor, type ChildSpec, type SupervisorRef } from "./supervisor.js";
 import type { Pid } from "./internal/types.js";
+import { availableParallelism } from "node:os";
+import { WorkerSchedulers, type WorkerOptions } from "./internal/schedulers.js";
+import type { SchedulerStats } from "./internal/scheduler.js";
+import { CinderError } from "./internal/errors.js";
 
 /** Options for `startNode`. */
 export interface StartNodeOptions extends NodeOptions {
-  /** Number of schedulers (threads), main thread included. Default 1 until worker schedulers are enabled. */
+  /**
+   * Number of schedulers (threads), main thread included. Default `os.availableParallelism()`.
+   * When given, the worker threads start with the node; when omitted, on first use.
+   */
   schedulers?: number;
+  /** Worker-thread options: watchdog, resource limits, callbacks. */
+  workers?: WorkerOptions;
 }
+
+/** Statistics of one scheduler. */
+export type NodeSchedulerStats = SchedulerStats & { messagesOut?: number; mailboxes?: Array<{ pid: Pid; length: number; highWater: number }> };
 
 /**
  * A running Cinder node (one OS process). Named `CinderNode` so it does not clash with the
@@ -27,14 +39,64 @@ export interface StartNodeOptions extends NodeOptions {
  * ```
  */
 export class CinderNode extends NodeCore {
+  /** @internal the piscina pool for dirty work (created on first use) */
+  dirtyPool: { destroy(): Promise<void> } | undefined;
   /** The root supervisor (one_for_one) that top-level services run under. */
   root!: SupervisorRef;
+
+  /** Number of schedulers (main thread included). */
+  readonly schedulerCount: number;
+  private readonly workerOpts: WorkerOptions | undefined;
+  private pool: WorkerSchedulers | null = null;
+  private poolStarting: Promise<WorkerSchedulers | null> | null = null;
+
+  private constructor(opts: StartNodeOptions) {
+    super(opts);
+    const n = opts.schedulers ?? availableParallelism();
+    if (!Number.isInteger(n) || n < 1) throw new CinderError("badarg", `schedulers must be a positive integer, got ${String(opts.schedulers)}`);
+    this.schedulerCount = n;
+    this.workerOpts = opts.workers;
+  }
 
   /** Starts a node. */
   static async start(opts: StartNodeOptions = {}): Promise<CinderNode> {
     const node = new CinderNode(opts);
+    if (opts.schedulers !== undefined && opts.schedulers > 1) await node.workerSchedulers();
     node.root = await Supervisor.start(node, { strategy: "one_for_one", maxRestarts: 3, maxSeconds: 5, children: [] }, { name: "cinder.root" });
     return node;
+  }
+
+  /** @internal the worker schedulers (started on first use); null with one scheduler */
+  workerSchedulers(): Promise<WorkerSchedulers | null> {
+    if (this.schedulerCount <= 1 || this.stopped) return Promise.resolve(this.pool);
+    this.poolStarting ??= (async () => {
+      const pool = new WorkerSchedulers(this, this.schedulerCount, this.workerOpts);
+      await pool.start();
+      this.pool = pool;
+      return pool;
+    })();
+    return this.poolStarting;
+  }
+
+  /** Per-scheduler statistics (processes, run queue, messages in/out, mailboxes), main thread first. */
+  async stats(): Promise<NodeSchedulerStats[]> {
+    const pool = this.pool;
+    if (pool) return pool.stats();
+    const mailboxes: Array<{ pid: Pid; length: number; highWater: number }> = [];
+    for (const p of this.main.procs.values()) if (p.mailboxLength > 0 || p.highWater > 0) mailboxes.push({ pid: p.pid, length: p.mailboxLength, highWater: p.highWater });
+    return [{ ...this.main.stats(), messagesOut: 0, mailboxes: mailboxes.slice(0, 1000) }];
+  }
+
+  /** Terminates scheduler thread `index` as a crash would (chaos tests); it is restarted. */
+  async killScheduler(index: number): Promise<void> {
+    const pool = await this.workerSchedulers();
+    if (!pool || index === 0) throw new CinderError("badarg", `cannot kill scheduler ${index}`);
+    await pool.kill(index);
+  }
+
+  /** Resolves once scheduler `index` runs (e.g. after a restart). */
+  async schedulerReady(index: number): Promise<void> {
+    await (await this.workerSchedulers())?.ready(index);
   }
 
   /** Starts a child under the root supervisor; resolves with its pid. */
@@ -61,6 +123,9 @@ export class CinderNode extends NodeCore {
       // the root is already gone: nothing to stop in order
     }
     this.haltKernel();
+    const pool = this.poolStarting ? await this.poolStarting.catch(() => null) : null;
+    await pool?.stop();
+    await this.dirtyPool?.destroy();
   }
 }
 

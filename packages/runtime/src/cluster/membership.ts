@@ -31,6 +31,8 @@ export interface PeerTableOptions {
 
 interface Peer {
   incarnation: string;
+  /** Connection number of the peer's transport, when it sends one. */
+  epoch: number | undefined;
   up: boolean;
   lastSeen: number;
   /** Older incarnations of this name: anything still arriving from them is dropped. */
@@ -73,17 +75,35 @@ export class PeerTable {
     this.peers.clear();
   }
 
-  /** A heartbeat was heard from (node, incarnation). May emit up (and down for a replaced incarnation). */
-  heartbeat(node: string, incarnation: string): void {
-    this.observe(node, incarnation, true);
+  /**
+   * A heartbeat was heard from (node, incarnation). May emit up (and down for a replaced
+   * incarnation). `epoch` is optional: a transport that reconnects to its network numbers its
+   * connections; a new epoch of an up peer is reported as down then up (same incarnation),
+   * because frames may have been lost in between.
+   */
+  heartbeat(node: string, incarnation: string, epoch?: number): void {
+    this.observe(node, incarnation, true, epoch);
   }
 
   /**
    * A frame was heard from (node, incarnation). Returns true if it must be delivered, false if it
    * must be dropped (the node is reported down, or the incarnation is superseded).
    */
-  frame(node: string, incarnation: string): boolean {
-    return this.observe(node, incarnation, false);
+  frame(node: string, incarnation: string, epoch?: number): boolean {
+    return this.observe(node, incarnation, false, epoch);
+  }
+
+  /**
+   * Reports every up peer down at once (a transport that was cut off from its network and may
+   * have missed frames). Each comes back up at its next heartbeat.
+   */
+  markAllDown(): void {
+    for (const [node, p] of this.peers) {
+      if (p.up) {
+        p.up = false;
+        this.onEvent({ type: "down", node, incarnation: p.incarnation });
+      }
+    }
   }
 
   isUp(node: string): boolean {
@@ -113,22 +133,31 @@ export class PeerTable {
     }
   }
 
-  private observe(node: string, incarnation: string, isHeartbeat: boolean): boolean {
+  private observe(node: string, incarnation: string, isHeartbeat: boolean, epoch: number | undefined): boolean {
     const now = this.now();
     const p = this.peers.get(node);
     if (p === undefined) {
-      this.peers.set(node, { incarnation, up: true, lastSeen: now, retired: [] });
+      this.peers.set(node, { incarnation, epoch, up: true, lastSeen: now, retired: [] });
       this.onEvent({ type: "up", node, incarnation });
       return true;
     }
     if (p.incarnation === incarnation) {
       if (p.up) {
         p.lastSeen = now;
+        if (epoch !== undefined && p.epoch !== undefined && epoch !== p.epoch) {
+          // Same process, new connection: it may have lost frames in between. Report the gap.
+          p.epoch = epoch;
+          this.onEvent({ type: "down", node, incarnation });
+          this.onEvent({ type: "up", node, incarnation });
+        } else if (epoch !== undefined) {
+          p.epoch = epoch;
+        }
         return true;
       }
       if (!isHeartbeat) return false;
       p.up = true;
       p.lastSeen = now;
+      p.epoch = epoch;
       this.onEvent({ type: "up", node, incarnation });
       return true;
     }
@@ -139,6 +168,7 @@ export class PeerTable {
     p.retired.push(old);
     if (p.retired.length > this.retiredPerNode) p.retired.shift();
     p.incarnation = incarnation;
+    p.epoch = epoch;
     p.up = true;
     p.lastSeen = now;
     if (wasUp) this.onEvent({ type: "down", node, incarnation: old });

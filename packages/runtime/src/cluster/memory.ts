@@ -47,7 +47,8 @@ export interface LinkFaults {
   /**
    * Probability that a frame is held back and delivered right after the next frame on the same
    * link (so `1, 2, 3, 4` becomes `2, 1, 4, 3` with reorder = 1). A held frame with no
-   * successor is released after `reorderHoldMs`.
+   * successor is released after `reorderHoldMs`. Heartbeats (unless `heartbeats` is set) pass a
+   * held frame without releasing it.
    */
   reorder: number;
   /** How long a held frame waits for a successor, ms. Default 20. */
@@ -107,8 +108,8 @@ interface Queued {
 }
 
 const consoleLogger: TransportLogger = {
-  warn: (m, d) => console.warn(`[cinder:memory] ${m}`, d ?? ""),
-  error: (m, d) => console.error(`[cinder:memory] ${m}`, d ?? ""),
+  warn: (m, meta) => console.warn(`[cinder:memory] ${m}`, ...(meta ? [meta] : [])),
+  error: (m, meta) => console.error(`[cinder:memory] ${m}`, ...(meta ? [meta] : [])),
 };
 
 /** mulberry32: small, fast, good enough to decide faults reproducibly. */
@@ -158,7 +159,7 @@ class Link {
   push(env: Envelope, faults: LinkFaults, random: boolean, rng: () => number): void {
     const jitter = faults.jitterMs > 0 ? rng() * faults.jitterMs : 0;
     const item: Queued = { env, due: now() + faults.delayMs + jitter };
-    if (this.held !== undefined) {
+    if (this.held !== undefined && random) {
       const held = this.held;
       this.held = undefined;
       clearTimeout(held.timer);
@@ -556,7 +557,7 @@ export class MemoryTransport implements ClusterTransport {
       try {
         h(env.from, env.channel, env.payload);
       } catch (err) {
-        this.hub.logger.error(`frame handler of node "${this.nodeName}" threw (channel "${env.channel}")`, err);
+        this.hub.logger.error(`frame handler of node "${this.nodeName}" threw (channel "${env.channel}")`, { error: err });
       }
     }
   }
@@ -578,7 +579,7 @@ export class MemoryTransport implements ClusterTransport {
       try {
         h(e);
       } catch (err) {
-        this.hub.logger.error(`membership handler of node "${this.nodeName}" threw (${e.type} ${e.node})`, err);
+        this.hub.logger.error(`membership handler of node "${this.nodeName}" threw (${e.type} ${e.node})`, { error: err });
       }
     }
   }

@@ -15,6 +15,10 @@
  *   Frames from a node reported down are dropped (and counted) until a *heartbeat* from it is
  *   heard again; then it is reported `up` again, with the same incarnation if it only was
  *   unreachable (partition, broker outage), so layers above must treat every `up` as "resync".
+ * - Reconnection (transports that go through a broker): a transport that lost its connection
+ *   and got it back may have missed frames in both directions, so it reports every peer `down`
+ *   on reconnecting (each comes back `up` at its next heartbeat), and its peers, which may not
+ *   have noticed the gap, report it `down` then `up` at its first heartbeat after reconnecting.
  * - Delivery: best effort, at most once per frame *per transport guarantee*; FIFO per
  *   (sender, receiver) pair while both stay up, across channels and across `sendTo`/`broadcast`.
  *   No ordering across senders. A partition loses frames silently; layers above detect it
@@ -72,8 +76,11 @@ export interface TransportStats {
   decodeErrors: number;
 }
 
-/** Where transports report what they survive (errors never escape as exceptions). */
+/**
+ * Where transports report what they survive (errors never escape as exceptions). The node's
+ * `Logger` fits.
+ */
 export interface TransportLogger {
-  warn(message: string, detail?: unknown): void;
-  error(message: string, detail?: unknown): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  error(message: string, meta?: Record<string, unknown>): void;
 }

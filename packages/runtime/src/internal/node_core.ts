@@ -31,6 +31,25 @@ export interface NodeOptions {
   logger?: Logger;
 }
 
+/** @internal how a kernel is placed: which scheduler of which node (worker threads). */
+export interface KernelPlacement {
+  tag: string;
+  incarnation: string;
+  index: number;
+  schedIncarnation: string;
+}
+
+/**
+ * @internal The authority for node-wide names. The main thread owns the table; a worker
+ * thread asks it synchronously (see worker_main.ts) and keeps a replica for `whereis`.
+ */
+export interface NameAuthority {
+  /** Claims `name` for `pid`; returns the current owner if taken. */
+  claim(name: string, pid: Pid): Pid | undefined;
+  /** Releases `name` if `pid` still owns it. */
+  release(name: string, pid: Pid): void;
+}
+
 export class NodeCore {
   readonly name: string;
   readonly incarnation: string;
@@ -46,14 +65,57 @@ export class NodeCore {
   router: Router | null = null;
   protected stopped = false;
 
-  constructor(opts: NodeOptions = {}) {
+  /** @internal names owned elsewhere (worker threads ask the main thread) */
+  nameAuthority: NameAuthority | null = null;
+  /** @internal called after a name changes on the owning thread (replication to workers) */
+  onNameChange: ((name: string, pid: Pid | undefined) => void) | null = null;
+
+  constructor(opts: NodeOptions = {}, placement?: KernelPlacement) {
     this.name = opts.name ?? "cinder";
-    if (/[<>.\s]/.test(this.name)) throw new BadArgError(`invalid node name ${JSON.stringify(this.name)}: no '<', '>', '.' or spaces`);
-    this.incarnation = Date.now().toString(36).slice(-4) + randomBytes(3).toString("hex");
-    this.tag = `${this.name}#${this.incarnation}`;
+    if (/[<>.\s#]/.test(this.name)) throw new BadArgError(`invalid node name ${JSON.stringify(this.name)}: no '<', '>', '.', '#' or spaces`);
+    this.incarnation = placement?.incarnation ?? Date.now().toString(36).slice(-4) + randomBytes(3).toString("hex");
+    this.tag = placement?.tag ?? `${this.name}#${this.incarnation}`;
     this.logger = opts.logger ?? consoleLogger;
-    this.main = new Scheduler(this, 0, "a");
+    this.main = new Scheduler(this, placement?.index ?? 0, placement?.schedIncarnation ?? "a");
     this.schedulers.push(this.main);
+  }
+
+  /** @internal apply a name change made by the owner (replica update on a worker thread) */
+  replicateName(name: string, pid: Pid | undefined): void {
+    if (pid === undefined) this.names.delete(name);
+    else this.names.set(name, pid);
+  }
+
+  /** @internal forget names owned by pids with this prefix (a dead scheduler thread) */
+  dropNamesWithPrefix(prefix: string): void {
+    for (const [name, pid] of this.names) {
+      if (pid.startsWith(prefix)) {
+        this.names.delete(name);
+        this.onNameChange?.(name, undefined);
+      }
+    }
+  }
+
+  /** @internal the owner's side of a claim from another scheduler; returns the owner if taken */
+  claimForRemote(name: string, pid: Pid): Pid | undefined {
+    const owner = this.names.get(name);
+    if (owner !== undefined) return owner;
+    this.names.set(name, pid);
+    this.onNameChange?.(name, pid);
+    return undefined;
+  }
+
+  /** @internal the owner's side of a release from another scheduler */
+  releaseForRemote(name: string, pid: Pid): void {
+    if (this.names.get(name) === pid) {
+      this.names.delete(name);
+      this.onNameChange?.(name, undefined);
+    }
+  }
+
+  /** @internal a snapshot of the name table (for a starting worker thread) */
+  nameSnapshot(): Array<[string, Pid]> {
+    return [...this.names];
   }
 
   /** A fresh, node-unique reference string. */
@@ -149,8 +211,13 @@ export class NodeCore {
     const p = this.lookup(pid);
     if (p === undefined || !p.alive) throw new BadArgError(`register: ${pid} is not a live local process`);
     if (p.name !== null) throw new BadArgError(`register: ${pid} is already registered as ${p.name}`);
+    if (this.nameAuthority !== null) {
+      const other = this.nameAuthority.claim(name, pid);
+      if (other !== undefined) throw new BadArgError(`register: name ${name} is taken by ${other}`);
+    }
     this.names.set(name, pid);
     p.name = name;
+    this.onNameChange?.(name, pid);
   }
 
   /** Removes a name; `BadArgError` if it is not registered. */
@@ -160,6 +227,8 @@ export class NodeCore {
     this.names.delete(name);
     const p = this.lookup(pid);
     if (p) p.name = null;
+    this.nameAuthority?.release(name, pid);
+    this.onNameChange?.(name, undefined);
   }
 
   /** The pid registered under `name`, or `undefined`. Synchronous. */
@@ -174,7 +243,11 @@ export class NodeCore {
 
   /** @internal */
   unregisterDead(name: string, pid: Pid): void {
-    if (this.names.get(name) === pid) this.names.delete(name);
+    if (this.names.get(name) === pid) {
+      this.names.delete(name);
+      this.nameAuthority?.release(name, pid);
+      this.onNameChange?.(name, undefined);
+    }
   }
 
   // ---- timers ----------------------------------------------------------------------------
@@ -201,6 +274,12 @@ export class NodeCore {
     clearTimeout(t.handle);
     this.timers.delete(ref);
     return Math.max(0, Math.round(t.due - performance.now()));
+  }
+
+  /** @internal stop every timer and process of this thread (worker shutdown) */
+  halt(): void {
+    this.stopped = true;
+    this.haltKernel();
   }
 
   /** @internal stop every timer and process; the node is finished afterwards */

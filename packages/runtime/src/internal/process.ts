@@ -108,6 +108,10 @@ export class Process<M = unknown> {
   /** @internal */ label: string | undefined;
   /** @internal */ exitHooks: Array<(pid: Pid, reason: ExitReason) => void> | null = null;
   /** @internal */ reason: ExitReason = undefined;
+  /** @internal spawn-links to other schedulers still in flight */
+  spawning = 0;
+  /** @internal link exits that arrived while a spawn-link was in flight */
+  stashed: Array<{ from: Pid; reason: ExitReason }> | null = null;
   /** @internal stats */ highWater = 0;
   /** @internal */ received = 0;
 

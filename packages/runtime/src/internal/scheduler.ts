@@ -37,6 +37,8 @@ export class Scheduler {
   private readonly sigQueue: Array<[Pid, Signal]> = [];
   private sigHead = 0;
   private inSignals = false;
+  /** @internal watchdog hook: told the serial of each process before it runs */
+  onRun: ((serial: number) => void) | null = null;
   budget = 200;
   turnBudget = 50_000;
   spawned = 0;
@@ -130,6 +132,7 @@ export class Scheduler {
       const p = q[this.rqHead]!;
       q[this.rqHead++] = undefined;
       p.queued = false;
+      if (this.onRun !== null) this.onRun(Number(p.pid.slice(this.prefix.length, -1)));
       p.run(budget);
       if (++n >= 1024) {
         this.turnCount += n;
@@ -196,7 +199,11 @@ export class Scheduler {
       case "exit": {
         if (p === undefined) return;
         if (sig.link) {
-          if (p.links === null || !p.links.delete(sig.from)) return; // unlinked meanwhile
+          if (p.links === null || !p.links.delete(sig.from)) {
+            // a child spawn-linked on another scheduler may die before its pid is known here
+            if (p.spawning > 0) (p.stashed ??= []).push({ from: sig.from, reason: sig.reason });
+            return; // otherwise: unlinked meanwhile
+          }
         }
         if (sig.reason === "kill" && !sig.link) {
           this.terminate(p, "killed");

@@ -1,0 +1,201 @@
+/**
+ * The data plane between the schedulers of one node: a `MessageChannel` between every pair of
+ * scheduler threads, carrying batched envelopes.
+ *
+ * Protocol:
+ * - A batch is a flat array `[kind, to, payload, kind, to, payload, …]` (kind 0 = message,
+ *   1 = signal), posted once per destination per turn (flushed in a microtask after the turn
+ *   that produced it). Envelopes keep their send order within a batch and batches keep theirs
+ *   on a port, so FIFO per sender–receiver pair holds across threads.
+ * - Control objects (`{ c: … }`) share the port: name-table replication and scheduler down.
+ * - A pid names its scheduler index and the scheduler's incarnation; an envelope for a pid of
+ *   an old incarnation (a thread that died and was restarted) finds no process: it is a dead
+ *   pid (message dropped, link → `noproc`, monitor → DOWN `noproc`).
+ * - When a scheduler thread dies, every other scheduler scans its processes once: each link to
+ *   a pid of the dead thread becomes an exit signal `noconnection`, each monitor a DOWN
+ *   `noconnection` — exactly once, since a delivered DOWN/EXIT has already removed its entry.
+ * - A message that cannot be structured-cloned is dropped and logged (the rest of its batch
+ *   still goes).
+ */
+import type { NodeCore, Router } from "./node_core.js";
+import type { Pid, Signal } from "./types.js";
+import type { MessagePort } from "node:worker_threads";
+
+type Control =
+  | { c: "name"; name: string; pid: Pid | undefined }
+  | { c: "down"; index: number; inc: string }
+  | { c: "up"; index: number; inc: string };
+
+/** Parses `<tag.<index><inc>.serial>` → [tag, index, inc]; undefined if not a pid of this shape. */
+export function parsePid(pid: string): [string, number, string] | undefined {
+  const a = pid.indexOf(".");
+  const b = pid.indexOf(".", a + 1);
+  if (a < 0 || b < 0) return undefined;
+  const part = pid.slice(a + 1, b);
+  let i = 0;
+  while (i < part.length && part.charCodeAt(i) >= 48 && part.charCodeAt(i) <= 57) i++;
+  if (i === 0) return undefined;
+  return [pid.slice(1, a), Number(part.slice(0, i)), part.slice(i)];
+}
+
+export class Mesh implements Router {
+  readonly core: NodeCore;
+  /** ports[i]: the port to scheduler i (null for self and for dead schedulers) */
+  readonly ports: Array<MessagePort | null> = [];
+  /** current incarnation of each scheduler index ('' when down) */
+  readonly incs: string[] = [];
+  private readonly outbox: Array<unknown[] | null> = [];
+  private armed = false;
+  /** envelopes posted, for stats */
+  sent = 0;
+  dropped = 0;
+  /** hook for envelopes to other nodes */
+  remote: Router | null = null;
+  /** called when a scheduler is reported down (after links/monitors fired) */
+  onDown: ((index: number) => void) | null = null;
+
+  constructor(core: NodeCore) {
+    this.core = core;
+  }
+
+  /** Connects the port to scheduler `index` (incarnation `inc`). */
+  connect(index: number, inc: string, port: MessagePort): void {
+    this.ports[index] = port;
+    this.incs[index] = inc;
+    port.on("message", (data: unknown) => this.receive(data));
+    port.unref?.();
+  }
+
+  private target(to: Pid): number {
+    const p = parsePid(to);
+    if (p === undefined || p[0] !== this.core.tag) return -2;
+    const [, idx, inc] = p;
+    if (this.ports[idx] == null || this.incs[idx] !== inc) return -1;
+    return idx;
+  }
+
+  message(to: Pid, msg: unknown): boolean {
+    const t = this.target(to);
+    if (t === -2) return this.remote?.message(to, msg) ?? false;
+    if (t < 0) return false;
+    this.push(t, 0, to, msg);
+    return true;
+  }
+
+  signal(to: Pid, sig: Signal): boolean {
+    const t = this.target(to);
+    if (t === -2) return this.remote?.signal(to, sig) ?? false;
+    if (t < 0) return false;
+    this.push(t, 1, to, sig);
+    return true;
+  }
+
+  private push(t: number, kind: number, to: Pid, payload: unknown): void {
+    let box = this.outbox[t];
+    if (box == null) box = this.outbox[t] = [];
+    box.push(kind, to, payload);
+    if (!this.armed) {
+      this.armed = true;
+      queueMicrotask(this.flush);
+    }
+  }
+
+  /** Posts every pending batch now. */
+  readonly flush = (): void => {
+    this.armed = false;
+    for (let t = 0; t < this.outbox.length; t++) {
+      const box = this.outbox[t];
+      if (box == null || box.length === 0) continue;
+      this.outbox[t] = null;
+      const port = this.ports[t];
+      if (port == null) continue;
+      try {
+        port.postMessage(box);
+        this.sent += box.length / 3;
+      } catch {
+        // something in the batch is not cloneable: send one by one, drop the bad ones
+        for (let i = 0; i < box.length; i += 3) {
+          try {
+            port.postMessage([box[i], box[i + 1], box[i + 2]]);
+            this.sent++;
+          } catch (e) {
+            this.dropped++;
+            this.core.logger.error(`message to ${String(box[i + 1])} dropped: not structured-cloneable (${(e as Error).message})`);
+          }
+        }
+      }
+    }
+  };
+
+  /** Sends a control object to scheduler `index` (after the pending batch to it). */
+  control(index: number, c: Control): void {
+    const port = this.ports[index];
+    if (port == null) return;
+    this.flush();
+    port.postMessage(c);
+  }
+
+  /** Sends a control object to every connected scheduler. */
+  controlAll(c: Control): void {
+    for (let i = 0; i < this.ports.length; i++) if (this.ports[i] != null) this.control(i, c);
+  }
+
+  private receive(data: unknown): void {
+    if (Array.isArray(data)) {
+      const sched = this.core.main;
+      for (let i = 0; i < data.length; i += 3) {
+        if (data[i] === 0) sched.deliver(data[i + 1] as Pid, data[i + 2]);
+        else this.core.routeSignal(data[i + 1] as Pid, data[i + 2] as Signal);
+      }
+      return;
+    }
+    const c = data as Control;
+    if (c.c === "name") this.core.replicateName(c.name, c.pid);
+    else if (c.c === "down") this.schedulerDown(c.index, c.inc);
+    else if (c.c === "up") this.incs[c.index] = c.inc;
+  }
+
+  /**
+   * Scheduler `index` (incarnation `inc`) died: forget its port and fire every local link and
+   * monitor that points at it with `noconnection`.
+   */
+  schedulerDown(index: number, inc: string): void {
+    if (this.incs[index] !== inc) return;
+    this.incs[index] = "";
+    const port = this.ports[index];
+    this.ports[index] = null;
+    this.outbox[index] = null;
+    try {
+      port?.close();
+    } catch {
+      /* already closed */
+    }
+    const prefix = `<${this.core.tag}.${index}${inc}.`;
+    this.core.dropNamesWithPrefix(prefix);
+    const sched = this.core.main;
+    for (const p of [...sched.procs.values()]) {
+      if (p.links !== null) {
+        for (const l of p.links) if (l.startsWith(prefix)) sched.signal(p.pid, { k: "exit", from: l, reason: "noconnection", link: true });
+      }
+      if (p.watching !== null) {
+        for (const [ref, t] of p.watching) if (t.startsWith(prefix)) sched.signal(p.pid, { k: "down", from: t, ref, reason: "noconnection" });
+      }
+      if (p.monitoredBy !== null) {
+        for (const [ref, w] of p.monitoredBy) if (w.startsWith(prefix)) p.monitoredBy.delete(ref);
+      }
+    }
+    this.onDown?.(index);
+  }
+
+  /** Closes every port. */
+  close(): void {
+    for (let i = 0; i < this.ports.length; i++) {
+      try {
+        this.ports[i]?.close();
+      } catch {
+        /* closed */
+      }
+      this.ports[i] = null;
+    }
+  }
+}

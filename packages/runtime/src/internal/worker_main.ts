@@ -1,0 +1,101 @@
+/**
+ * The entry of a scheduler worker thread. Loaded from the built JS (`dist/internal/
+ * worker_main.js`), always: see docs/ARCHITECTURE-NOTES.md.
+ *
+ * It builds a kernel for scheduler `index` of the node, connects the data-plane ports, keeps a
+ * replica of the name table (claims go to the main thread synchronously: post, then
+ * `Atomics.wait` on a shared flag the main thread sets), beats a shared heartbeat for the
+ * watchdog, and serves the control plane with comlink: spawn, load module, stats, connect a
+ * new peer, shutdown.
+ */
+import { parentPort, workerData, type MessagePort } from "node:worker_threads";
+import * as Comlink from "comlink";
+import { nodeEndpoint } from "./comlink_node.js";
+import { NodeCore } from "./node_core.js";
+import { Mesh } from "./mesh.js";
+import { loadModule, spawnHere, type SpawnRequest } from "./remote_spawn.js";
+import type { Pid } from "./types.js";
+import type { SchedulerStats } from "./scheduler.js";
+import { consoleLogger } from "./logger.js";
+
+export interface WorkerInit {
+  name: string;
+  tag: string;
+  incarnation: string;
+  index: number;
+  inc: string;
+  /** [index, inc, port] for each peer scheduler (main included) */
+  peers: Array<[number, string, MessagePort]>;
+  names: Array<[string, Pid]>;
+  /** Int32Array over: [0] heartbeat counter, [1] serial of the process running */
+  heartbeat: SharedArrayBuffer;
+  /** Int32Array over: [0] flag, [1] result (0 ok, 1 taken) */
+  nameFlag: SharedArrayBuffer;
+  namePort: MessagePort;
+  heartbeatMs: number;
+}
+
+/** What the main thread can ask a worker scheduler. */
+export interface WorkerApi {
+  spawn(req: SpawnRequest): Promise<Pid>;
+  loadModule(url: string): Promise<string[]>;
+  stats(): SchedulerStats & { mailboxes: Array<{ pid: Pid; length: number; highWater: number }> };
+  connect(index: number, inc: string, port: MessagePort): void;
+  shutdown(): void;
+  ping(): number;
+}
+
+const init = workerData as WorkerInit;
+const core = new NodeCore({ name: init.name, logger: consoleLogger }, { tag: init.tag, incarnation: init.incarnation, index: init.index, schedIncarnation: init.inc });
+const mesh = new Mesh(core);
+core.router = mesh;
+for (const [i, inc, port] of init.peers) mesh.connect(i, inc, port);
+for (const [n, pid] of init.names) core.replicateName(n, pid);
+
+const flag = new Int32Array(init.nameFlag);
+core.nameAuthority = {
+  claim(name, pid) {
+    Atomics.store(flag, 0, 0);
+    init.namePort.postMessage({ op: "claim", name, pid });
+    const r = Atomics.wait(flag, 0, 0, 10_000);
+    if (r === "timed-out") throw new Error("register: the main thread did not answer within 10 s");
+    return Atomics.load(flag, 1) === 0 ? undefined : ("(another process)" as Pid);
+  },
+  release(name, pid) {
+    init.namePort.postMessage({ op: "release", name, pid });
+  },
+};
+
+const hb = new Int32Array(init.heartbeat);
+core.main.onRun = (serial: number) => {
+  hb[1] = serial;
+};
+const beat = setInterval(() => {
+  Atomics.add(hb, 0, 1);
+  Atomics.store(hb, 2, core.main.procs.size);
+}, Math.max(5, init.heartbeatMs));
+
+const api: WorkerApi = {
+  spawn: (req) => spawnHere(core, req),
+  async loadModule(url) {
+    return Object.keys(await loadModule(url));
+  },
+  stats() {
+    const mailboxes: Array<{ pid: Pid; length: number; highWater: number }> = [];
+    for (const p of core.main.procs.values()) if (p.mailboxLength > 0 || p.highWater > 0) mailboxes.push({ pid: p.pid, length: p.mailboxLength, highWater: p.highWater });
+    return { ...core.main.stats(), messagesOut: mesh.sent, mailboxes: mailboxes.slice(0, 1000) };
+  },
+  connect(index, inc, port) {
+    mesh.connect(index, inc, port);
+  },
+  shutdown() {
+    clearInterval(beat);
+    core.halt();
+    mesh.flush();
+    mesh.close();
+    init.namePort.close();
+  },
+  ping: () => Date.now(),
+};
+
+Comlink.expose(api, nodeEndpoint(parentPort!));

@@ -1,0 +1,533 @@
+/**
+ * Registry: a local, process-keyed key/value store with unique or duplicate keys, partitions,
+ * metadata, dispatch and `via` names (Elixir's `Registry`, in Cinder's terms).
+ *
+ * Design:
+ * - A registry is an actor (a GenServer, so it can be supervised and named). It *owns* the
+ *   table: the table is created by its `init` and discarded when it exits (as an ETS table dies
+ *   with its owner). A supervised, named registry that restarts starts with an empty table.
+ * - Reads (`lookup`, `keys`, `values`, `count`, `dispatch`, `meta`) are synchronous reads of the
+ *   table: they never queue behind a mailbox.
+ * - Writes (`register`, `unregister`, `updateValue`, `putMeta`) are applied synchronously on the
+ *   owner's scheduler, one at a time (the thread is single-threaded), so `register` of a
+ *   unique key is atomic.
+ * - An entry belongs to the process that registered it (the *calling* process). When that
+ *   process exits, all its entries go, through one exit hook per (process, registry) and a
+ *   pid → keys index: the cost is O(keys of that pid), independent of how many other entries
+ *   share its keys (each key holds a `Map` keyed by pid).
+ * - Duplicate registries are partitioned by pid: `dispatch` calls back once per non-empty
+ *   partition, like Elixir's. Unique registries keep one key space (partitions are accepted).
+ * - Keys compare as `Map` keys (SameValueZero): use strings, numbers or other primitives (an
+ *   object key matches only itself).
+ */
+import { BadArgError, CinderError, NoProcError } from "./internal/errors.js";
+import { GenServer, type GenServerBehaviour, type StartOptions } from "./gen_server.js";
+import type { ChildSpec } from "./internal/child.js";
+import type { NodeCore } from "./internal/node_core.js";
+import type { Process } from "./internal/process.js";
+import { coreOf, type Context } from "./internal/request.js";
+import type { Pid, Via, ViaResolver } from "./internal/types.js";
+
+/** Whether a key has at most one entry (`unique`) or any number (`duplicate`). */
+export type RegistryKeys = "unique" | "duplicate";
+
+/** Options for `Registry.start`. */
+export interface RegistryOptions {
+  /** `unique`: one entry per key; `duplicate`: any number of entries per key. */
+  keys: RegistryKeys;
+  /** Number of partitions (default 1). A duplicate registry's `dispatch` calls back once per non-empty partition. */
+  partitions?: number;
+  /** Registers the registry actor under this node-wide name; `Registry.named(ctx, name)` then reaches it across restarts. */
+  name?: string;
+  /** Initial registry metadata (read with `Registry.meta`). */
+  meta?: Record<string, unknown> | ReadonlyArray<readonly [unknown, unknown]>;
+}
+
+/** One registry entry: the owning pid and its value. */
+export type RegistryEntry<V> = [pid: Pid, value: V];
+
+/** Raised by `Registry.register` when a unique key is taken; `pid` is its live owner. */
+export class AlreadyRegisteredError extends CinderError {
+  readonly pid: Pid;
+  constructor(key: unknown, pid: Pid) {
+    super("already_registered", `key ${describeKey(key)} is already registered by ${pid}`, { already_registered: pid });
+    this.name = "AlreadyRegisteredError";
+    this.pid = pid;
+  }
+}
+
+interface UniqueEntry<V> {
+  pid: Pid;
+  value: V;
+}
+
+/** The keys one pid holds in one registry (and, for duplicate keys, its partition). */
+interface PidKeys<K> {
+  part: number;
+  keys: Set<K>;
+}
+
+/** @internal The table a registry actor owns (not exported from the package). */
+export class RegistryTable<K, V> {
+  alive = true;
+  readonly unique: boolean;
+  readonly partitions: number;
+  /** unique keys: key → its one entry */
+  uniq = new Map<K, UniqueEntry<V>>();
+  /** duplicate keys, per partition: key → pid → values (a pid may register one key twice) */
+  parts: Array<Map<K, Map<Pid, V[]>>>;
+  /** pid → the keys it holds here */
+  byPid = new Map<Pid, PidKeys<K>>();
+  /** pids that carry this table's exit hook (kept until they exit, so re-registering adds no hook) */
+  hooked = new Set<Pid>();
+  size = 0;
+  meta = new Map<unknown, unknown>();
+
+  constructor(
+    readonly core: NodeCore,
+    readonly owner: Pid,
+    opts: RegistryOptions,
+  ) {
+    this.unique = opts.keys === "unique";
+    this.partitions = opts.partitions ?? 1;
+    this.parts = this.unique ? [] : Array.from({ length: this.partitions }, () => new Map());
+    const m = opts.meta;
+    if (m !== undefined) {
+      const pairs: Iterable<readonly [unknown, unknown]> = Array.isArray(m) ? (m as ReadonlyArray<readonly [unknown, unknown]>) : Object.entries(m);
+      for (const [k, v] of pairs) this.meta.set(k, v);
+    }
+  }
+
+  /** Discards everything: the owner exited. */
+  close(): void {
+    this.alive = false;
+    this.uniq = new Map();
+    this.parts = [];
+    this.byPid = new Map();
+    this.hooked = new Set();
+    this.meta = new Map();
+    this.size = 0;
+  }
+
+  private hook(p: Process<any>): void {
+    if (this.hooked.has(p.pid)) return;
+    this.hooked.add(p.pid);
+    p.onExit((pid) => {
+      if (this.alive) this.removePid(pid);
+    });
+  }
+
+  private pidKeys(pid: Pid): PidKeys<K> {
+    let rec = this.byPid.get(pid);
+    if (rec === undefined) {
+      rec = { part: this.unique ? 0 : partitionOf(pid, this.partitions), keys: new Set() };
+      this.byPid.set(pid, rec);
+    }
+    return rec;
+  }
+
+  register(p: Process<any>, key: K, value: V): void {
+    const pid = p.pid;
+    if (this.unique) {
+      const cur = this.uniq.get(key);
+      if (cur !== undefined) {
+        if (cur.pid === pid || this.core.isAlive(cur.pid)) throw new AlreadyRegisteredError(key, cur.pid);
+        this.removeKey(cur.pid, key); // defensive: an owner that died without its hook running
+      }
+      this.uniq.set(key, { pid, value });
+      this.pidKeys(pid).keys.add(key);
+    } else {
+      const rec = this.pidKeys(pid);
+      const part = this.parts[rec.part]!;
+      let bucket = part.get(key);
+      if (bucket === undefined) part.set(key, (bucket = new Map()));
+      const vals = bucket.get(pid);
+      if (vals === undefined) bucket.set(pid, [value]);
+      else vals.push(value);
+      rec.keys.add(key);
+    }
+    this.size++;
+    this.hook(p);
+  }
+
+  /** Removes `pid`'s entries under `key` (all of them, for duplicate keys). */
+  removeKey(pid: Pid, key: K): void {
+    const rec = this.byPid.get(pid);
+    if (rec === undefined || !rec.keys.delete(key)) return;
+    if (rec.keys.size === 0) this.byPid.delete(pid);
+    this.dropEntries(pid, rec.part, key);
+  }
+
+  /** Removes every entry of `pid`: O(keys of pid). */
+  removePid(pid: Pid): void {
+    this.hooked.delete(pid);
+    const rec = this.byPid.get(pid);
+    if (rec === undefined) return;
+    this.byPid.delete(pid);
+    for (const key of rec.keys) this.dropEntries(pid, rec.part, key);
+  }
+
+  private dropEntries(pid: Pid, partIndex: number, key: K): void {
+    if (this.unique) {
+      const cur = this.uniq.get(key);
+      if (cur !== undefined && cur.pid === pid) {
+        this.uniq.delete(key);
+        this.size--;
+      }
+      return;
+    }
+    const part = this.parts[partIndex]!;
+    const bucket = part.get(key);
+    if (bucket === undefined) return;
+    const vals = bucket.get(pid);
+    if (vals === undefined) return;
+    bucket.delete(pid);
+    this.size -= vals.length;
+    if (bucket.size === 0) part.delete(key);
+  }
+
+  lookup(key: K): RegistryEntry<V>[] {
+    if (this.unique) {
+      const e = this.uniq.get(key);
+      return e === undefined ? [] : [[e.pid, e.value]];
+    }
+    const out: RegistryEntry<V>[] = [];
+    for (const part of this.parts) {
+      const bucket = part.get(key);
+      if (bucket !== undefined) for (const [pid, vals] of bucket) for (const v of vals) out.push([pid, v]);
+    }
+    return out;
+  }
+
+  keysOf(pid: Pid): K[] {
+    const rec = this.byPid.get(pid);
+    if (rec === undefined) return [];
+    if (this.unique) return [...rec.keys];
+    const part = this.parts[rec.part]!;
+    const out: K[] = [];
+    for (const key of rec.keys) {
+      const n = part.get(key)?.get(pid)?.length ?? 0;
+      for (let i = 0; i < n; i++) out.push(key);
+    }
+    return out;
+  }
+
+  values(key: K, pid: Pid): V[] {
+    if (this.unique) {
+      const e = this.uniq.get(key);
+      return e !== undefined && e.pid === pid ? [e.value] : [];
+    }
+    const rec = this.byPid.get(pid);
+    if (rec === undefined) return [];
+    return [...(this.parts[rec.part]!.get(key)?.get(pid) ?? [])];
+  }
+
+  dispatch(key: K, fn: (entries: RegistryEntry<V>[]) => void): void {
+    if (this.unique) {
+      const e = this.uniq.get(key);
+      if (e !== undefined) fn([[e.pid, e.value]]);
+      return;
+    }
+    for (const part of this.parts) {
+      const bucket = part.get(key);
+      if (bucket === undefined) continue;
+      const entries: RegistryEntry<V>[] = [];
+      for (const [pid, vals] of bucket) for (const v of vals) entries.push([pid, v]);
+      if (entries.length > 0) fn(entries);
+    }
+  }
+}
+
+/** FNV-1a over the pid string: a pid's duplicate entries all live in one partition. */
+function partitionOf(pid: Pid, n: number): number {
+  if (n === 1) return 0;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < pid.length; i++) h = Math.imul(h ^ pid.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % n;
+}
+
+function describeKey(key: unknown): string {
+  if (typeof key === "string") return JSON.stringify(key);
+  try {
+    return JSON.stringify(key) ?? String(key);
+  } catch {
+    return String(key);
+  }
+}
+
+/** Named registries' current tables, per node (a restarted registry replaces its entry). */
+const namedTables = new WeakMap<NodeCore, Map<string, RegistryTable<any, any>>>();
+function tablesOf(core: NodeCore): Map<string, RegistryTable<any, any>> {
+  let m = namedTables.get(core);
+  if (m === undefined) namedTables.set(core, (m = new Map()));
+  return m;
+}
+
+/**
+ * A handle on a registry, typed with its keys `K` and values `V`. A handle from a named
+ * registry follows the name across restarts; an unnamed one is bound to one registry's life.
+ * It is also a `ViaResolver` (its unique keys name processes: see `Registry.via`).
+ */
+export class RegistryRef<K = unknown, V = unknown> implements ViaResolver {
+  /** @internal */ readonly core: NodeCore;
+  /** The registry's node-wide name, if it has one. */
+  readonly name: string | undefined;
+  /** @internal */ private readonly fixed: RegistryTable<K, V> | undefined;
+
+  /** @internal use `Registry.start` / `Registry.named` */
+  constructor(core: NodeCore, name: string | undefined, fixed: RegistryTable<K, V> | undefined) {
+    this.core = core;
+    this.name = name;
+    this.fixed = fixed;
+  }
+
+  /** @internal the live table, or undefined when the registry is not running */
+  current(): RegistryTable<K, V> | undefined {
+    const t = this.fixed ?? (this.name !== undefined ? (tablesOf(this.core).get(this.name) as RegistryTable<K, V> | undefined) : undefined);
+    return t !== undefined && t.alive ? t : undefined;
+  }
+
+  /** @internal the live table; `NoProcError` when the registry is not running */
+  table(): RegistryTable<K, V> {
+    const t = this.current();
+    if (t === undefined) throw new NoProcError(`registry ${this.name ?? "(unnamed)"}`);
+    return t;
+  }
+
+  /** The pid of the registry actor, or `undefined` when it is not running. */
+  get pid(): Pid | undefined {
+    return this.current()?.owner;
+  }
+
+  /** `ViaResolver`: the pid under a unique key, or `undefined`. */
+  whereisName(key: unknown): Pid | undefined {
+    const t = this.current();
+    if (t === undefined || !t.unique) return undefined;
+    return t.uniq.get(key as K)?.pid;
+  }
+
+  /** `ViaResolver`: registers a live local `pid` under a unique key (value `undefined`); false if taken. */
+  registerName(key: unknown, pid: Pid): boolean {
+    return viaRegister(this, key as K, pid, undefined as V);
+  }
+
+  /** `ViaResolver`: removes a unique key. */
+  unregisterName(key: unknown): void {
+    const t = this.current();
+    if (t === undefined || !t.unique) return;
+    const e = t.uniq.get(key as K);
+    if (e !== undefined) t.removeKey(e.pid, key as K);
+  }
+}
+
+function viaRegister<K, V>(reg: RegistryRef<K, V>, key: K, pid: Pid, value: V): boolean {
+  const t = reg.current();
+  if (t === undefined || !t.unique) return false;
+  const p = reg.core.lookup(pid);
+  if (p === undefined || !p.alive) return false;
+  try {
+    t.register(p, key, value);
+    return true;
+  } catch (e) {
+    if (e instanceof AlreadyRegisteredError) return false;
+    throw e;
+  }
+}
+
+/** @internal registers the table of a starting registry actor; drops it when the actor exits */
+function registryBehaviour<K, V>(core: NodeCore, opts: RegistryOptions, out: { table?: RegistryTable<K, V> }): GenServerBehaviour<RegistryTable<K, V>, never, never, never, unknown, void> {
+  return {
+    name: "Registry",
+    init(_args, self) {
+      const t = new RegistryTable<K, V>(core, self.pid, opts);
+      const name = opts.name;
+      if (name !== undefined) tablesOf(core).set(name, t);
+      self.onExit(() => {
+        if (name !== undefined && tablesOf(core).get(name) === t) tablesOf(core).delete(name);
+        t.close();
+      });
+      out.table = t;
+      return t;
+    },
+    handleInfo: (_msg, t) => ({ state: t }),
+  };
+}
+
+function checkOptions(opts: RegistryOptions): void {
+  if (opts === null || typeof opts !== "object" || (opts.keys !== "unique" && opts.keys !== "duplicate")) {
+    throw new BadArgError(`Registry: option keys must be "unique" or "duplicate", got ${describeKey((opts as Partial<RegistryOptions> | null)?.keys)}`);
+  }
+  const p = opts.partitions;
+  if (p !== undefined && (!Number.isInteger(p) || p < 1)) throw new BadArgError(`Registry: option partitions must be a positive integer, got ${String(p)}`);
+  if (opts.name !== undefined && (typeof opts.name !== "string" || opts.name.length === 0)) throw new BadArgError(`Registry: option name must be a non-empty string`);
+}
+
+async function startRegistry<K, V>(ctx: Context, parent: Process<any> | null, opts: RegistryOptions): Promise<RegistryRef<K, V>> {
+  checkOptions(opts);
+  const core = coreOf(ctx);
+  const out: { table?: RegistryTable<K, V> } = {};
+  const spec = registryBehaviour<K, V>(core, opts, out);
+  const startOpts: StartOptions | undefined = opts.name !== undefined ? { name: opts.name } : undefined;
+  if (parent !== null) await GenServer.startLink(parent, spec, undefined, startOpts);
+  else await GenServer.start(ctx, spec, undefined, startOpts);
+  return new RegistryRef<K, V>(core, opts.name, opts.name === undefined ? out.table : undefined);
+}
+
+/**
+ * Registry functions. `register` and `unregister` act for the *calling* process (`self`);
+ * reads are synchronous table reads.
+ *
+ * @example
+ * ```ts
+ * import { startNode, Registry, GenServer } from "@cinder/runtime";
+ * const node = await startNode();
+ * const rooms = await Registry.start<string, { joined: number }>(node, { keys: "duplicate", partitions: 2 });
+ * const alice = node.process();
+ * const bob = node.process();
+ * Registry.register(alice, rooms, "lobby", { joined: 1 });
+ * Registry.register(bob, rooms, "lobby", { joined: 2 });
+ * console.log(Registry.lookup(rooms, "lobby").length); // 2
+ * Registry.dispatch(rooms, "lobby", (entries) => { for (const [pid] of entries) node.send(pid, "hello"); });
+ * console.log(await alice.receive()); // "hello"
+ *
+ * // unique keys name processes: `via`
+ * const names = await Registry.start<string>(node, { keys: "unique", name: "names" });
+ * const echo = await GenServer.start(node, { init: () => null, handleCall: (r: string, _f, s) => ({ reply: r, state: s }) }, undefined, { name: Registry.via(names, "echo") });
+ * console.log(Registry.lookup(names, "echo")[0]![0] === echo); // true
+ * console.log(await GenServer.call(node, Registry.via(names, "echo"), "hi")); // "hi"
+ * await node.stop();
+ * ```
+ */
+export const Registry = {
+  /** Starts a registry actor (not linked); resolves with its handle once its table exists. */
+  start<K = unknown, V = unknown>(ctx: Context, opts: RegistryOptions): Promise<RegistryRef<K, V>> {
+    return startRegistry<K, V>(ctx, null, opts);
+  },
+
+  /** Starts a registry linked to `parent` (a supervisor's child spec `start`). */
+  startLink<K = unknown, V = unknown>(parent: Process<any>, opts: RegistryOptions): Promise<RegistryRef<K, V>> {
+    return startRegistry<K, V>(parent, parent, opts);
+  },
+
+  /**
+   * A child spec for a named registry (the name is how its users reach it, also after a
+   * restart: `Registry.named(ctx, name)`). The id defaults to the name.
+   */
+  childSpec(opts: RegistryOptions & { name: string }, extra?: Partial<ChildSpec>): ChildSpec {
+    checkOptions(opts);
+    return {
+      id: opts.name,
+      type: "worker",
+      start: async (sup) => (await Registry.startLink(sup, opts)).pid,
+      ...extra,
+    };
+  },
+
+  /**
+   * A handle on the registry registered as `name`, following it across restarts. Operations
+   * throw `NoProcError` while no registry of that name is running.
+   */
+  named<K = unknown, V = unknown>(ctx: Context, name: string): RegistryRef<K, V> {
+    return new RegistryRef<K, V>(coreOf(ctx), name, undefined);
+  },
+
+  /**
+   * Registers the calling process `self` under `key` with `value`. A unique key that is taken
+   * (by a live process, `self` included) throws `AlreadyRegisteredError` naming the owner;
+   * duplicate keys accept any number of entries, including several from one process. The
+   * entry goes when `self` exits. A process that is no longer alive registers nothing.
+   */
+  register<K, V>(self: Process<any>, registry: RegistryRef<K, V>, key: K, value: V): void {
+    const t = registry.table();
+    if (self.node !== t.core) throw new BadArgError(`Registry.register: ${self.pid} is not a process of the registry's node`);
+    if (!self.alive) return;
+    t.register(self, key, value);
+  },
+
+  /** Removes the calling process's entries under `key` (all of them for duplicate keys); a no-op if none. */
+  unregister<K>(self: Process<any>, registry: RegistryRef<K, any>, key: K): void {
+    registry.table().removeKey(self.pid, key);
+  },
+
+  /** The entries under `key`: `[pid, value]` pairs. Synchronous. */
+  lookup<K, V>(registry: RegistryRef<K, V>, key: K): RegistryEntry<V>[] {
+    return registry.table().lookup(key);
+  },
+
+  /** The keys `pid` holds (a duplicate key appears once per entry). */
+  keys<K>(registry: RegistryRef<K, any>, pid: Pid): K[] {
+    return registry.table().keysOf(pid);
+  },
+
+  /** The values `pid` registered under `key`. */
+  values<K, V>(registry: RegistryRef<K, V>, key: K, pid: Pid): V[] {
+    return registry.table().values(key, pid);
+  },
+
+  /** The number of entries in the registry. */
+  count(registry: RegistryRef<any, any>): number {
+    return registry.table().size;
+  },
+
+  /**
+   * Calls `fn` with the entries under `key`: once per non-empty partition of a duplicate
+   * registry, once for a unique key that is registered, never when there is none. Entries are
+   * a snapshot, so `fn` may register or unregister.
+   */
+  dispatch<K, V>(registry: RegistryRef<K, V>, key: K, fn: (entries: RegistryEntry<V>[]) => void): void {
+    registry.table().dispatch(key, fn);
+  },
+
+  /**
+   * Updates the value of the unique `key` owned by `self`: returns `[newValue, oldValue]`, or
+   * `undefined` when `self` does not own the key. `BadArgError` on a duplicate registry.
+   */
+  updateValue<K, V>(self: Process<any>, registry: RegistryRef<K, V>, key: K, fn: (old: V) => V): [newValue: V, oldValue: V] | undefined {
+    const t = registry.table();
+    if (!t.unique) throw new BadArgError("Registry.updateValue: only for unique registries");
+    const e = t.uniq.get(key);
+    if (e === undefined || e.pid !== self.pid) return undefined;
+    const old = e.value;
+    e.value = fn(old);
+    return [e.value, old];
+  },
+
+  /** Registry metadata under `key`, or `undefined`. */
+  meta(registry: RegistryRef<any, any>, key: unknown): unknown {
+    return registry.table().meta.get(key);
+  },
+
+  /** Sets registry metadata. */
+  putMeta(registry: RegistryRef<any, any>, key: unknown, value: unknown): void {
+    registry.table().meta.set(key, value);
+  },
+
+  /** Removes registry metadata. */
+  deleteMeta(registry: RegistryRef<any, any>, key: unknown): void {
+    registry.table().meta.delete(key);
+  },
+
+  /**
+   * A `via` name: `key` in a unique registry. Pass it as `GenServer.start(…, { name })`, to
+   * `GenServer.call`, `send` and every other destination. With `value`, a server started under
+   * it is registered with that value.
+   */
+  via<K, V>(registry: RegistryRef<K, V>, key: K, value?: V): Via {
+    const t = registry.current();
+    if (t !== undefined && !t.unique) throw new BadArgError("Registry.via: only unique registries can name processes");
+    if (value === undefined) return { via: registry, name: key };
+    const resolver: ViaResolver = {
+      whereisName: (k) => registry.whereisName(k),
+      registerName: (k, pid) => viaRegister(registry, k as K, pid, value),
+      unregisterName: (k) => registry.unregisterName(k),
+    };
+    return { via: resolver, name: key };
+  },
+
+  /** Stops the registry (its table goes with it). */
+  async stop(ctx: Context, registry: RegistryRef<any, any>, reason: unknown = "normal"): Promise<void> {
+    const pid = registry.pid;
+    if (pid === undefined) throw new NoProcError(`registry ${registry.name ?? "(unnamed)"}`);
+    await GenServer.stop(ctx, pid, reason);
+  },
+};
