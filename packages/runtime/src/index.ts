@@ -52,3 +52,15 @@ export type { ClusterTransport, MembershipEvent, TransportStats } from "./cluste
 export { spawnOn, startGenServerOn, type SpawnOnOptions, type ModuleRef, type Placement, type WatchdogOptions, type BlockedReport, type WorkerOptions } from "./placement.js";
 export { Dirty, type DirtyResult } from "./dirty.js";
 export type { NodeSchedulerStats } from "./node.js";
+export { Registry, RegistryRef, AlreadyRegisteredError, type RegistryOptions, type RegistryKeys, type RegistryEntry } from "./registry.js";
+export {
+  DynamicSupervisor,
+  MaxChildrenError,
+  type DynamicSupervisorOptions,
+  type DynamicSupervisorRef,
+  type DynamicSupervisorName,
+  type DynamicChildSpec,
+  type DynamicChildInfo,
+} from "./dynamic_supervisor.js";
+export { Task, type TaskResult, type TaskFn } from "./task.js";
+export { Agent, type AgentRef, type AgentName } from "./agent.js";

@@ -207,7 +207,7 @@ export const Task = {
     return r.exit === "shutdown" || r.exit === "killed" ? undefined : r;
   },
 
-  /** Starts a fire-and-forget task (not linked, no result); resolves nothing, returns its pid. */
+  /** Starts a fire-and-forget task (not linked, no result to await) and returns its pid. */
   start(ctx: Context, fn: TaskFn<unknown>): Pid {
     const body = taskBody(fn, undefined, undefined);
     return ctx instanceof Process ? ctx.spawn(body, { label: "Task" }) : coreOf(ctx).spawn(body, { label: "Task" });

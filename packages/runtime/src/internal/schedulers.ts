@@ -175,8 +175,10 @@ export class WorkerSchedulers {
       // tell the others the new incarnation is live
       for (let j = 1; j < this.count; j++) if (j !== index && this.slots[j] && !this.slots[j]!.stopping) this.mesh.control(j, { c: "up", index, inc });
     });
-    names.port1.on("message", (m: { op: "claim" | "release"; name: string; pid: Pid }) => {
-      if (m.op === "claim") {
+    names.port1.on("message", (m: { op: "claim" | "release" | "log"; name: string; pid: Pid; level: "error" | "warn" | "info"; message: string; meta?: Record<string, unknown> }) => {
+      if (m.op === "log") {
+        this.core.logger[m.level](`[scheduler ${index}] ${m.message}`, m.meta);
+      } else if (m.op === "claim") {
         const owner = this.core.claimForRemote(m.name, m.pid);
         Atomics.store(slot.flag, 1, owner === undefined ? 0 : 1);
         Atomics.store(slot.flag, 0, 1);

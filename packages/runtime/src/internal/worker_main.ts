@@ -46,7 +46,20 @@ export interface WorkerApi {
 }
 
 const init = workerData as WorkerInit;
-const core = new NodeCore({ name: init.name, logger: consoleLogger }, { tag: init.tag, incarnation: init.incarnation, index: init.index, schedIncarnation: init.inc });
+// log lines go to the main thread's logger (which may be silent, or a test's capture)
+const logger = {
+  error: (message: string, meta?: Record<string, unknown>) => sendLog("error", message, meta),
+  warn: (message: string, meta?: Record<string, unknown>) => sendLog("warn", message, meta),
+  info: (message: string, meta?: Record<string, unknown>) => sendLog("info", message, meta),
+};
+function sendLog(level: "error" | "warn" | "info", message: string, meta?: Record<string, unknown>): void {
+  try {
+    init.namePort.postMessage({ op: "log", level, message, meta: meta ? { ...meta, error: meta.error instanceof Error ? meta.error.message : meta.error } : undefined });
+  } catch {
+    consoleLogger[level](message);
+  }
+}
+const core = new NodeCore({ name: init.name, logger }, { tag: init.tag, incarnation: init.incarnation, index: init.index, schedIncarnation: init.inc });
 const mesh = new Mesh(core);
 core.router = mesh;
 for (const [i, inc, port] of init.peers) mesh.connect(i, inc, port);
