@@ -7,7 +7,7 @@ import { CinderError } from "./internal/errors.js";
 import type { NodeCore } from "./internal/node_core.js";
 import { Process } from "./internal/process.js";
 import { coreOf, type Context } from "./internal/request.js";
-import { moduleUrl, type ModuleRef, type SpawnRequest } from "./internal/remote_spawn.js";
+import { moduleUrl, spawnHere, type ModuleRef, type SpawnRequest } from "./internal/remote_spawn.js";
 import type { Placement, WorkerSchedulers } from "./internal/schedulers.js";
 import type { MonitorRef, Pid, Ref } from "./internal/types.js";
 import type { ServerRef } from "./gen_server.js";
@@ -52,9 +52,6 @@ export interface HasSchedulers {
  */
 export async function spawnOn<M = unknown>(ctx: Context, placement: Placement, ref: ModuleRef, args: unknown[], opts: SpawnOnOptions = {}): Promise<{ pid: Ref<M>; monitorRef?: MonitorRef; scheduler: number }> {
   const core = coreOf(ctx);
-  const pool = await poolOf(core);
-  const index = pool ? pool.pick(placement) : placement === 0 || typeof placement === "string" ? 0 : -1;
-  if (index < 0) throw new CinderError("badarg", `no scheduler ${String(placement)}: this node runs 1 scheduler`);
   const link = opts.link;
   const watcher = opts.monitor;
   const req: SpawnRequest = { module: moduleUrl(ref.module), export: ref.export, args, kind: opts.kind ?? "process", name: opts.name, trapExit: opts.trapExit, label: ref.export };
@@ -70,8 +67,9 @@ export async function spawnOn<M = unknown>(ctx: Context, placement: Placement, r
     req.monitor = { watcher: watcher.pid, ref: monitorRef };
   }
   let pid: Pid;
+  let index = 0;
   try {
-    pid = pool ? await pool.spawn(index, req) : await (await import("./internal/remote_spawn.js")).spawnHere(core, req);
+    ({ pid, index } = await spawnAt(core, placement, req));
   } catch (e) {
     if (link) link.spawning--;
     if (watcher && monitorRef) watcher.watching?.delete(monitorRef);
@@ -101,7 +99,11 @@ export async function startGenServerOn<C = any, R = any, K = any>(ctx: Context, 
   return pid as ServerRef<C, R, K>;
 }
 
-async function poolOf(core: NodeCore): Promise<WorkerSchedulers | null> {
+async function spawnAt(core: NodeCore, placement: Placement, req: SpawnRequest): Promise<{ pid: Pid; index: number }> {
+  if (core.spawnService) return core.spawnService(placement, req);
   const n = core as NodeCore & Partial<HasSchedulers>;
-  return n.workerSchedulers ? n.workerSchedulers() : null;
+  const pool = n.workerSchedulers ? await n.workerSchedulers() : null;
+  if (pool) return pool.spawnAt(placement, req);
+  if (placement !== 0 && placement !== core.main.index && typeof placement === "number") throw new CinderError("badarg", `no scheduler ${String(placement)}: this node runs 1 scheduler`);
+  return { pid: await spawnHere(core, req), index: core.main.index };
 }

@@ -65,6 +65,8 @@ export class NodeCore {
   router: Router | null = null;
   protected stopped = false;
 
+  /** @internal spawning on other schedulers from a worker thread (asks the main thread) */
+  spawnService: ((placement: number | "round_robin" | "least_loaded", req: import("./remote_spawn.js").SpawnRequest) => Promise<{ pid: Pid; index: number }>) | null = null;
   /** @internal names owned elsewhere (worker threads ask the main thread) */
   nameAuthority: NameAuthority | null = null;
   /** @internal called after a name changes on the owning thread (replication to workers) */

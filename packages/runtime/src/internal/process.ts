@@ -187,6 +187,8 @@ export class Process<M = unknown> {
     for (let i = this.head; i < box.length; i++) (match === undefined || match(box[i] as M) ? out : keep).push(box[i]);
     this.mailbox = keep;
     this.head = 0;
+    // a pending selective receive's scan position indexed the old array: rescan the new one
+    if (this.waiter !== null) this.waiter.scanned = 0;
     return out as Array<M | SystemMessage>;
   }
 
@@ -211,12 +213,21 @@ export class Process<M = unknown> {
   /** @internal */
   shift(): unknown {
     const box = this.mailbox!;
-    const m = box[this.head];
-    box[this.head++] = undefined;
-    if (this.head === box.length) {
-      box.length = 0;
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > box.length) {
+    const h = this.head;
+    if (h + 1 === box.length) {
+      // The last queued message. `pop` keeps the array's backing store; `length = 0` would
+      // free it, so the next push allocates again (one allocation per message: bench/).
+      const m = box.pop();
+      if (h !== 0) {
+        box.length = 0;
+        this.head = 0;
+      }
+      return m;
+    }
+    const m = box[h];
+    box[h] = undefined;
+    this.head = h + 1;
+    if (this.head > 1024 && this.head * 2 > box.length) {
       box.splice(0, this.head);
       this.head = 0;
     }

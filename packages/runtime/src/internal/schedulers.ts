@@ -65,6 +65,7 @@ interface Slot {
   hb: Int32Array;
   flag: Int32Array;
   namePort: MessagePort;
+  ctlPort: MessagePort;
   lastBeat: number;
   lastBeatAt: number;
   reported: boolean;
@@ -140,6 +141,9 @@ export class WorkerSchedulers {
       connects.push(other.ready.then(() => other.api.connect(index, inc, Comlink.transfer(ch.port2, [ch.port2 as never]))));
     }
     const names = new MessageChannel();
+    const ctl = new MessageChannel();
+    Comlink.expose({ spawnAt: (p: Placement, r: SpawnRequest) => this.spawnAt(p, r) }, nodeEndpoint(ctl.port1 as never));
+    ctl.port1.unref();
     const hbBuf = new SharedArrayBuffer(12);
     const flagBuf = new SharedArrayBuffer(8);
     const init: WorkerInit = {
@@ -153,9 +157,10 @@ export class WorkerSchedulers {
       heartbeat: hbBuf,
       nameFlag: flagBuf,
       namePort: names.port2,
+      ctlPort: ctl.port2,
       heartbeatMs: this.wd.heartbeatMs,
     };
-    const worker = new Worker(workerUrl(), { workerData: init, transferList: [...transfer, names.port2] as never, resourceLimits: this.opts.resourceLimits });
+    const worker = new Worker(workerUrl(), { workerData: init, transferList: [...transfer, names.port2, ctl.port2] as never, resourceLimits: this.opts.resourceLimits });
     const api = Comlink.wrap<WorkerApi>(nodeEndpoint(worker as never));
     const slot: Slot = {
       index,
@@ -165,6 +170,7 @@ export class WorkerSchedulers {
       hb: new Int32Array(hbBuf),
       flag: new Int32Array(flagBuf),
       namePort: names.port1,
+      ctlPort: ctl.port1,
       lastBeat: -1,
       lastBeatAt: performance.now(),
       reported: false,
@@ -199,6 +205,7 @@ export class WorkerSchedulers {
     const reason = slot.stopping ? "shutdown" : `thread exited with code ${code}`;
     this.slots[slot.index] = undefined;
     slot.namePort.close();
+    slot.ctlPort.close();
     // every process on it is dead: fire links and monitors here and on every other thread
     for (let j = 1; j < this.count; j++) if (j !== slot.index && this.slots[j]) this.mesh.control(j, { c: "down", index: slot.index, inc: slot.inc });
     this.mesh.schedulerDown(slot.index, slot.inc);
@@ -267,6 +274,12 @@ export class WorkerSchedulers {
     if (slot === undefined) throw new CinderError("noconnection", `scheduler ${index} is down`);
     await slot.ready;
     return slot.api.spawn(req);
+  }
+
+  /** Picks by placement and spawns there. */
+  async spawnAt(placement: Placement, req: SpawnRequest): Promise<{ pid: Pid; index: number }> {
+    const index = this.pick(placement);
+    return { pid: await this.spawn(index, req), index };
   }
 
   /** Terminates worker thread `index` as a crash would (tests, chaos). */

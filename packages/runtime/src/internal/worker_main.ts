@@ -32,6 +32,8 @@ export interface WorkerInit {
   /** Int32Array over: [0] flag, [1] result (0 ok, 1 taken) */
   nameFlag: SharedArrayBuffer;
   namePort: MessagePort;
+  /** comlink channel to the main thread's services (spawn elsewhere) */
+  ctlPort: MessagePort;
   heartbeatMs: number;
 }
 
@@ -79,6 +81,10 @@ core.nameAuthority = {
   },
 };
 
+const mainApi = Comlink.wrap<{ spawnAt(p: number | "round_robin" | "least_loaded", r: SpawnRequest): Promise<{ pid: Pid; index: number }> }>(nodeEndpoint(init.ctlPort as never));
+init.ctlPort.unref();
+core.spawnService = async (placement, req) => (placement === init.index ? { pid: await spawnHere(core, req), index: init.index } : mainApi.spawnAt(placement, req));
+
 const hb = new Int32Array(init.heartbeat);
 core.main.onRun = (serial: number) => {
   hb[1] = serial;
@@ -107,6 +113,7 @@ const api: WorkerApi = {
     mesh.flush();
     mesh.close();
     init.namePort.close();
+    init.ctlPort.close();
   },
   ping: () => Date.now(),
 };
