@@ -3,8 +3,10 @@
  * scheduler threads, carrying batched envelopes.
  *
  * Protocol:
- * - A batch is a flat array `[kind, to, payload, kind, to, payload, …]` (kind 0 = message,
- *   1 = signal), posted once per destination per turn (flushed in a microtask after the turn
+ * - A batch is a flat array of envelopes: `kind, to, payload` where kind 2 = message and
+ *   3 = signal to a new destination pid, or `kind, payload` (0 = message, 1 = signal) to the
+ *   same pid as the envelope before (a run to one pid writes the pid once). It is posted once
+ *   per destination scheduler per turn (flushed in a microtask after the turn
  *   that produced it). Envelopes keep their send order within a batch and batches keep theirs
  *   on a port, so FIFO per sender–receiver pair holds across threads.
  * - Control objects (`{ c: … }`) share the port: name-table replication and scheduler down.
@@ -60,17 +62,25 @@ export class Mesh implements Router {
 
   /** Connects the port to scheduler `index` (incarnation `inc`). */
   connect(index: number, inc: string, port: MessagePort): void {
+    this.lastTo = undefined;
     this.ports[index] = port;
     this.incs[index] = inc;
     port.on("message", (data: unknown) => this.receive(data));
     port.unref?.();
   }
 
+  private lastTo: string | undefined;
+  private lastIdx = -1;
+
   private target(to: Pid): number {
+    if (to === this.lastTo) return this.lastIdx;
     const p = parsePid(to);
-    if (p === undefined || p[0] !== this.core.tag) return -2;
-    const [, idx, inc] = p;
-    if (this.ports[idx] == null || this.incs[idx] !== inc) return -1;
+    let idx: number;
+    if (p === undefined || p[0] !== this.core.tag) idx = -2;
+    else if (this.ports[p[1]] == null || this.incs[p[1]] !== p[2]) idx = -1;
+    else idx = p[1];
+    this.lastTo = to;
+    this.lastIdx = idx;
     return idx;
   }
 
@@ -90,10 +100,21 @@ export class Mesh implements Router {
     return true;
   }
 
+  /** the last destination pid written in each outbox (runs to one pid write it once) */
+  private readonly outTo: Array<string | undefined> = [];
+
   private push(t: number, kind: number, to: Pid, payload: unknown): void {
+    this.sent++;
     let box = this.outbox[t];
-    if (box == null) box = this.outbox[t] = [];
-    box.push(kind, to, payload);
+    if (box == null) {
+      box = this.outbox[t] = [];
+      this.outTo[t] = undefined;
+    }
+    if (this.outTo[t] === to) box.push(kind, payload);
+    else {
+      box.push(kind + 2, to, payload);
+      this.outTo[t] = to;
+    }
     if (!this.armed) {
       this.armed = true;
       queueMicrotask(this.flush);
@@ -111,16 +132,20 @@ export class Mesh implements Router {
       if (port == null) continue;
       try {
         port.postMessage(box);
-        this.sent += box.length / 3;
       } catch {
         // something in the batch is not cloneable: send one by one, drop the bad ones
-        for (let i = 0; i < box.length; i += 3) {
+        let to: unknown;
+        for (let i = 0; i < box.length; ) {
+          const k = box[i] as number;
+          if (k >= 2) to = box[i + 1];
+          const payload = box[k >= 2 ? i + 2 : i + 1];
+          i += k >= 2 ? 3 : 2;
           try {
-            port.postMessage([box[i], box[i + 1], box[i + 2]]);
-            this.sent++;
+            port.postMessage([k & 1 ? 3 : 2, to, payload]);
           } catch (e) {
             this.dropped++;
-            this.core.logger.error(`message to ${String(box[i + 1])} dropped: not structured-cloneable (${(e as Error).message})`);
+            this.sent--;
+            this.core.logger.error(`message to ${String(to)} dropped: not structured-cloneable (${(e as Error).message})`);
           }
         }
       }
@@ -143,16 +168,26 @@ export class Mesh implements Router {
   private receive(data: unknown): void {
     if (Array.isArray(data)) {
       const sched = this.core.main;
-      for (let i = 0; i < data.length; i += 3) {
-        if (data[i] === 0) sched.deliver(data[i + 1] as Pid, data[i + 2]);
-        else this.core.routeSignal(data[i + 1] as Pid, data[i + 2] as Signal);
+      let to: Pid = "" as Pid;
+      for (let i = 0; i < data.length; ) {
+        const k = data[i] as number;
+        if (k >= 2) {
+          to = data[i + 1] as Pid;
+          i += 2;
+        } else i += 1;
+        const payload = data[i++];
+        if ((k & 1) === 0) sched.deliver(to, payload);
+        else this.core.routeSignal(to, payload as Signal);
       }
       return;
     }
     const c = data as Control;
     if (c.c === "name") this.core.replicateName(c.name, c.pid);
     else if (c.c === "down") this.schedulerDown(c.index, c.inc);
-    else if (c.c === "up") this.incs[c.index] = c.inc;
+    else if (c.c === "up") {
+      this.incs[c.index] = c.inc;
+      this.lastTo = undefined;
+    }
   }
 
   /**
@@ -162,6 +197,7 @@ export class Mesh implements Router {
   schedulerDown(index: number, inc: string): void {
     if (this.incs[index] !== inc) return;
     this.incs[index] = "";
+    this.lastTo = undefined;
     const port = this.ports[index];
     this.ports[index] = null;
     this.outbox[index] = null;
