@@ -31,7 +31,7 @@ export type ServerRef<Call = any, Reply = any, Cast = any> = Ref<GenMsg<Call, Re
 export type ServerName<Call = any, Reply = any, Cast = any> = ServerRef<Call, Reply, Cast> | string | Via;
 
 /** The result of `handleCall`: reply now (`reply`), or later with `GenServer.reply` (no `reply` key). */
-export type CallResult<S, R> = { reply: R; state: S; stop?: ExitReason } | { state: S; stop?: ExitReason; reply?: undefined };
+export type CallResult<S, R> = { reply: R; state: S; stop?: ExitReason } | { state: S; stop?: ExitReason; reply?: never };
 
 /** The result of `handleCast` / `handleInfo`. `stop` ends the server with that reason. */
 export interface NoReply<S> {
@@ -104,6 +104,8 @@ function startServer<S, C, R, K, I, A>(
     let state: S;
     let started = false;
     let parentPid: Pid | undefined = parent?.pid;
+    let initTimer: ReturnType<typeof setTimeout> | undefined;
+    let initDone = false;
 
     const fail = (self: Process<any>, reason: unknown) => {
       if (started) return;
@@ -146,7 +148,7 @@ function startServer<S, C, R, K, I, A>(
 
     const afterCall = (self: Process<any>, from: From<R>, res: CallResult<S, R>): void | Promise<void> => {
       state = res.state;
-      if ("reply" in res && res.reply !== undefined) replyTo(core, from, res.reply);
+      if ("reply" in res) replyTo(core, from, res.reply as R);
       if (res.stop !== undefined) return stopWith(self, res.stop);
     };
 
@@ -165,13 +167,14 @@ function startServer<S, C, R, K, I, A>(
       init(self: Process<any>): void | Promise<void> {
         let timer: ReturnType<typeof setTimeout> | undefined;
         if (opts?.timeout !== undefined && opts.timeout !== Infinity) {
-          timer = setTimeout(() => fail(self, new CinderError("timeout", `${label} init timed out after ${opts.timeout} ms`)), opts.timeout);
+          timer = initTimer = setTimeout(() => fail(self, new CinderError("timeout", `${label} init timed out after ${opts.timeout} ms`)), opts.timeout);
         }
         const ok = (s: S) => {
           if (timer) clearTimeout(timer);
           if (started) return;
           state = s;
           started = true;
+          initDone = true;
           resolve(self.pid as ServerRef<C, R, K>);
         };
         let r: MaybePromise<S>;
@@ -233,13 +236,25 @@ function startServer<S, C, R, K, I, A>(
     proc = core.main.spawn(handler, spawnOpts, parent, false);
     if (name !== undefined && typeof name === "object") {
       if (!name.via.registerName(name.name, proc.pid)) {
-        const owner = name.via.whereisName(name.name)!;
+        const owner = name.via.whereisName(name.name);
         core.main.terminate(proc, "normal");
         if (parent) parent.links?.delete(proc.pid);
-        reject(new AlreadyStartedError(String(name.name), owner));
+        // no owner: the via registry refused without a holder (e.g. it is not running)
+        reject(owner !== undefined ? new AlreadyStartedError(String(name.name), owner) : new BadArgError(`${label}: via name ${String(name.name)} could not be registered`));
         return;
       }
     }
+    // An exit before init completed (killed, or `self.exit` in init) fails the start too, and a
+    // via name goes with it (as OTP's gen unregisters on init failure); no init timer outlives it.
+    proc.onExit((pid, reason) => {
+      if (initTimer !== undefined) clearTimeout(initTimer);
+      if (initDone) return;
+      if (name !== undefined && typeof name === "object" && name.via.whereisName(name.name) === pid) name.via.unregisterName(name.name);
+      if (!started) {
+        started = true;
+        reject(new InitError(label, reason));
+      }
+    });
     parentPid = parent?.pid;
   });
 }

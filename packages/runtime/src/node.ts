@@ -9,6 +9,8 @@ import { availableParallelism } from "node:os";
 import { WorkerSchedulers, type WorkerOptions } from "./internal/schedulers.js";
 import type { SchedulerStats } from "./internal/scheduler.js";
 import { CinderError } from "./internal/errors.js";
+import { ClusterRouter } from "./internal/cluster_router.js";
+import type { ClusterTransport } from "./cluster/transport.js";
 
 /** Options for `startNode`. */
 export interface StartNodeOptions extends NodeOptions {
@@ -66,11 +68,41 @@ export class CinderNode extends NodeCore {
     return node;
   }
 
+  /** @internal remote processes over the cluster transport, once connected */
+  cluster: ClusterRouter | null = null;
+  private ownsTransport = false;
+
+  /**
+   * Joins a cluster: pids of other nodes become reachable (send, link, monitor; DOWN and EXIT
+   * `noconnection` when a node goes down). The transport's node name must be this node's name.
+   * Starts the transport unless `{ start: false }`; `stop()` then stops it too.
+   */
+  async connect(transport: ClusterTransport, opts: { start?: boolean } = {}): Promise<void> {
+    if (this.cluster) throw new CinderError("badarg", "this node is already connected to a cluster");
+    if (transport.nodeName !== this.name) throw new CinderError("badarg", `transport node name ${transport.nodeName} differs from the node name ${this.name}`);
+    const r = new ClusterRouter(this, transport);
+    this.cluster = r;
+    if (this.pool) this.attachClusterToPool(this.pool);
+    else if (this.router === null) this.router = r;
+    if (opts.start !== false) {
+      this.ownsTransport = true;
+      await transport.start();
+    }
+  }
+
+  private attachClusterToPool(pool: WorkerSchedulers): void {
+    const r = this.cluster;
+    if (!r) return;
+    pool.mesh.remote = r;
+    r.onNodeDown = (prefix) => pool.mesh.controlAll({ c: "nodedown", prefix });
+  }
+
   /** @internal the worker schedulers (started on first use); null with one scheduler */
   workerSchedulers(): Promise<WorkerSchedulers | null> {
     if (this.schedulerCount <= 1 || this.stopped) return Promise.resolve(this.pool);
     this.poolStarting ??= (async () => {
       const pool = new WorkerSchedulers(this, this.schedulerCount, this.workerOpts);
+      this.attachClusterToPool(pool);
       await pool.start();
       this.pool = pool;
       return pool;
@@ -126,6 +158,11 @@ export class CinderNode extends NodeCore {
     const pool = this.poolStarting ? await this.poolStarting.catch(() => null) : null;
     await pool?.stop();
     await this.dirtyPool?.destroy();
+    if (this.cluster) {
+      this.cluster.flush();
+      this.cluster.close();
+      if (this.ownsTransport) await this.cluster.transport.stop();
+    }
   }
 }
 

@@ -25,6 +25,7 @@ import type { MessagePort } from "node:worker_threads";
 
 type Control =
   | { c: "name"; name: string; pid: Pid | undefined }
+  | { c: "nodedown"; prefix: string }
   | { c: "down"; index: number; inc: string }
   | { c: "up"; index: number; inc: string };
 
@@ -38,6 +39,25 @@ export function parsePid(pid: string): [string, number, string] | undefined {
   while (i < part.length && part.charCodeAt(i) >= 48 && part.charCodeAt(i) <= 57) i++;
   if (i === 0) return undefined;
   return [pid.slice(1, a), Number(part.slice(0, i)), part.slice(i)];
+}
+
+/**
+ * Every local link and monitor pointing at a pid that starts with `prefix` (a dead scheduler
+ * thread or a node that went down) fires once with `noconnection`.
+ */
+export function fireNoconnection(core: NodeCore, prefix: string): void {
+  const sched = core.main;
+  for (const p of [...sched.procs.values()]) {
+    if (p.links !== null) {
+      for (const l of p.links) if (l.startsWith(prefix)) sched.signal(p.pid, { k: "exit", from: l, reason: "noconnection", link: true });
+    }
+    if (p.watching !== null) {
+      for (const [ref, t] of p.watching) if (t.startsWith(prefix)) sched.signal(p.pid, { k: "down", from: t, ref, reason: "noconnection" });
+    }
+    if (p.monitoredBy !== null) {
+      for (const [ref, w] of p.monitoredBy) if (w.startsWith(prefix)) p.monitoredBy.delete(ref);
+    }
+  }
 }
 
 export class Mesh implements Router {
@@ -152,6 +172,22 @@ export class Mesh implements Router {
     }
   };
 
+  /** A router that relays envelopes for other nodes to scheduler `index` (the main thread). */
+  relayTo(index: number): Router {
+    return {
+      message: (to, msg) => {
+        if (this.ports[index] == null) return false;
+        this.push(index, 0, to, msg);
+        return true;
+      },
+      signal: (to, sig) => {
+        if (this.ports[index] == null) return false;
+        this.push(index, 1, to, sig);
+        return true;
+      },
+    };
+  }
+
   /** Sends a control object to scheduler `index` (after the pending batch to it). */
   control(index: number, c: Control): void {
     const port = this.ports[index];
@@ -176,14 +212,16 @@ export class Mesh implements Router {
           i += 2;
         } else i += 1;
         const payload = data[i++];
-        if ((k & 1) === 0) sched.deliver(to, payload);
-        else this.core.routeSignal(to, payload as Signal);
+        if ((k & 1) === 1) this.core.routeSignal(to, payload as Signal);
+        else if (to.startsWith(sched.prefix)) sched.deliver(to, payload);
+        else this.core.send(to, payload); // relayed (to another node, through the main thread)
       }
       return;
     }
     const c = data as Control;
     if (c.c === "name") this.core.replicateName(c.name, c.pid);
     else if (c.c === "down") this.schedulerDown(c.index, c.inc);
+    else if (c.c === "nodedown") fireNoconnection(this.core, c.prefix);
     else if (c.c === "up") {
       this.incs[c.index] = c.inc;
       this.lastTo = undefined;
@@ -208,18 +246,7 @@ export class Mesh implements Router {
     }
     const prefix = `<${this.core.tag}.${index}${inc}.`;
     this.core.dropNamesWithPrefix(prefix);
-    const sched = this.core.main;
-    for (const p of [...sched.procs.values()]) {
-      if (p.links !== null) {
-        for (const l of p.links) if (l.startsWith(prefix)) sched.signal(p.pid, { k: "exit", from: l, reason: "noconnection", link: true });
-      }
-      if (p.watching !== null) {
-        for (const [ref, t] of p.watching) if (t.startsWith(prefix)) sched.signal(p.pid, { k: "down", from: t, ref, reason: "noconnection" });
-      }
-      if (p.monitoredBy !== null) {
-        for (const [ref, w] of p.monitoredBy) if (w.startsWith(prefix)) p.monitoredBy.delete(ref);
-      }
-    }
+    fireNoconnection(this.core, prefix);
     this.onDown?.(index);
   }
 

@@ -64,6 +64,7 @@ function sendLog(level: "error" | "warn" | "info", message: string, meta?: Recor
 const core = new NodeCore({ name: init.name, logger }, { tag: init.tag, incarnation: init.incarnation, index: init.index, schedIncarnation: init.inc });
 const mesh = new Mesh(core);
 core.router = mesh;
+mesh.remote = mesh.relayTo(0); // pids of other nodes: through the main thread's cluster router
 for (const [i, inc, port] of init.peers) mesh.connect(i, inc, port);
 for (const [n, pid] of init.names) core.replicateName(n, pid);
 
