@@ -77,7 +77,7 @@ const unwrap = <R>(b: unknown): R => (b as Boxed).$agent as R;
  * Agent.cast(node, counter, (n) => n + 1);
  * await Agent.update(node, counter, (n) => n + 10);
  * console.log(await Agent.get(node, counter, (n) => n)); // 11
- * console.log(await Agent.getAndUpdate(node, "counter", (n: number) => [n, 0] as const)); // 11
+ * console.log(await Agent.getAndUpdate(node, "counter", (n: number) => [n, 0])); // 11
  * await Agent.stop(node, counter);
  * await node.stop();
  * ```

@@ -64,3 +64,8 @@ export {
 } from "./dynamic_supervisor.js";
 export { Task, type TaskResult, type TaskFn } from "./task.js";
 export { Agent, type AgentRef, type AgentName } from "./agent.js";
+// cluster: codec, membership, in-memory cluster (used by @cinder/pubsub and @cinder/redis)
+export { encodeFrame, decodeFrame, FrameDecodeError, FrameEncodeError, CODEC_VERSION, SUPPORTED_CODEC_VERSIONS, type FrameDecodeReason } from "./cluster/codec.js";
+export { PeerTable, type PeerTableOptions } from "./cluster/membership.js";
+export { MemoryCluster, MemoryTransport, NO_FAULTS, type LinkFaults, type MemoryClusterOptions, type MemoryClusterStats } from "./cluster/memory.js";
+export type { TransportLogger } from "./cluster/transport.js";

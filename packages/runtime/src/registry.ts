@@ -439,7 +439,7 @@ export const Registry = {
    */
   register<K, V>(self: Process<any>, registry: RegistryRef<K, V>, key: K, value: V): void {
     const t = registry.table();
-    if (self.node !== t.core) throw new BadArgError(`Registry.register: ${self.pid} is not a process of the registry's node`);
+    if (self.node !== t.core) throw new BadArgError(`Registry.register: ${self.pid} does not run on the registry's thread (registries are per thread for now)`);
     if (!self.alive) return;
     t.register(self, key, value);
   },
