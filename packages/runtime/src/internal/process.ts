@@ -245,40 +245,45 @@ export class Process<M = unknown> {
     if (!this.queued && !this.busy && (this.handler !== null || this.waiter !== null)) this.sched.schedule(this);
   }
 
-  /** @internal run up to `budget` messages; called from the scheduler's run loop */
-  run(budget: number): void {
-    if (this.state === DEAD) return;
+  /**
+   * @internal run up to `budget` messages; called from the scheduler's run loop. Returns the
+   * work done, in messages (at least 1), which the scheduler counts against its turn budget.
+   */
+  run(budget: number): number {
+    if (this.state === DEAD) return 1;
     const h = this.handler;
     if (h !== null) {
       let n = 0;
       while (this.state === RUNNING && !this.busy && this.head < this.mailbox!.length) {
-        if (n++ === budget) {
+        if (n === budget) {
           this.sched.schedule(this);
-          return;
+          return n;
         }
+        n++;
         const msg = this.shift();
         let r: void | Promise<void>;
         try {
           r = h.handle(msg as M, this);
         } catch (e) {
           this.crash(e, msg);
-          return;
+          return n;
         }
         if (r !== undefined && typeof (r as Promise<void>).then === "function") this.suspend(r as Promise<void>, msg);
       }
-      return;
+      return n === 0 ? 1 : n;
     }
     const w = this.waiter;
     if (w !== null) {
       const found = this.take(w.match, Math.max(w.scanned, this.head));
       if (found === NOTHING) {
         w.scanned = this.mailbox!.length;
-        return;
+        return 1;
       }
       this.waiter = null;
       if (w.timer !== undefined) clearTimeout(w.timer);
       w.resolve(found);
     }
+    return 1;
   }
 
   /** @internal wait for an async handler; no message is handled meanwhile */
@@ -406,7 +411,9 @@ export class Process<M = unknown> {
       fn(this.pid, this.reason);
       return;
     }
-    (this.exitHooks ??= []).push(fn);
+    // an exactly-sized array: `[]` then push reserves 16 slots (~140 B per process)
+    if (this.exitHooks === null) this.exitHooks = [fn];
+    else this.exitHooks.push(fn);
   }
 }
 

@@ -1,0 +1,390 @@
+/**
+ * @cinder/pubsub — Phoenix.PubSub for Cinder: topic subscriptions per scheduler, broadcasts that
+ * hop once per scheduler and once per node that has subscribers, explicit slow-consumer
+ * policies, and O(its topics) cleanup of an exiting subscriber. See PUBSUB.md for the contract.
+ *
+ * @example
+ * ```ts
+ * import { startNode, type Process } from "@cinder/runtime";
+ * import { PubSub } from "@cinder/pubsub";
+ * const node = await startNode({ schedulers: 1 });
+ * const ps = await PubSub.start(node, { name: "doc_chat" });
+ * const me = node.process();
+ * PubSub.subscribe(me, ps, "room:1");
+ * PubSub.broadcast(node, ps, "room:1", { text: "hi" });
+ * console.log(await me.receive()); // {"text":"hi"}
+ * await node.stop();
+ * ```
+ */
+import { BadArgError, NoProcError, Process, Supervisor, type ChildSpec, type Context, type Pid, type SupervisorRef } from "@cinder/runtime";
+import type { AdapterStats } from "./internal/adapter.js";
+import { checkDispatcher, registerDispatcher, type SubscriberEntry } from "./internal/dispatch.js";
+import { BroadcastError } from "./internal/errors.js";
+import type { FabricStats } from "./internal/fabric.js";
+import { fnv1a } from "./internal/hash.js";
+import { findInstance, instanceFor, type Instance, type NodeCore } from "./internal/instance.js";
+import type { TableStats, TopicTableStats } from "./internal/local_table.js";
+import { resolveOptions, type PubSubOptions } from "./internal/options.js";
+import type { OverflowPolicy } from "./internal/overflow.js";
+import { treeOptions } from "./internal/tree.js";
+
+export { BroadcastError, PubSubOptionError, type BroadcastFailure } from "./internal/errors.js";
+export { registerDispatcher, type Dispatcher, type DispatchContext, type SubscriberEntry } from "./internal/dispatch.js";
+export { localAdapter, type Adapter, type AdapterContext, type AdapterFactory, type AdapterStats } from "./internal/adapter.js";
+export { clusterAdapter, type ClusterAdapterOptions, type ClusterAdapterStats } from "./internal/cluster_adapter.js";
+export type { OverflowPolicy } from "./internal/overflow.js";
+export type { PubSubOptions } from "./internal/options.js";
+export type { TableStats, TopicTableStats } from "./internal/local_table.js";
+export type { FabricStats } from "./internal/fabric.js";
+
+/**
+ * A handle on a PubSub instance of one node. It stays valid across restarts of the instance's
+ * supervision tree. Get one from `PubSub.start` or, for an instance started by a child spec,
+ * `PubSub.ref(ctx, name)`. API functions also accept the instance's name (resolved on the
+ * context's node).
+ *
+ * @example
+ * ```ts
+ * import { startNode } from "@cinder/runtime";
+ * import { PubSub } from "@cinder/pubsub";
+ * const node = await startNode({ schedulers: 1 });
+ * await node.startChild(PubSub.childSpec({ name: "doc_ref" }));
+ * console.log(PubSub.ref(node, "doc_ref").name); // "doc_ref"
+ * await node.stop();
+ * ```
+ */
+export class PubSubRef {
+  readonly name: string;
+  /** @internal */
+  readonly inst: Instance;
+  /** @internal */
+  constructor(inst: Instance) {
+    this.inst = inst;
+    this.name = inst.name;
+  }
+  /** The node the instance runs on. */
+  get node(): NodeCore {
+    return this.inst.core;
+  }
+}
+
+/** Options of `subscribe`. Unknown keys are ignored. */
+export interface SubscribeOptions {
+  /** Given to dispatchers with the entry (default null). */
+  metadata?: unknown;
+  /** Slow-consumer policy of this subscription (default `"unbounded"`). */
+  overflow?: OverflowPolicy;
+  [other: string]: unknown;
+}
+
+/** What `broadcast` and friends return: `"ok"`, or what could not be reached. */
+export type BroadcastResult = "ok" | BroadcastError;
+
+/** The counters of a PubSub instance on this node (PUBSUB.md 2.8). */
+export interface PubSubStats {
+  name: string;
+  node: string;
+  poolSize: number;
+  broadcastPoolSize: number;
+  running: { tables: boolean; adapter: boolean };
+  /** topics with a subscriber on some scheduler of this node */
+  topics: number;
+  subscriptions: number;
+  subscribers: number;
+  delivered: number;
+  droppedNewest: number;
+  droppedOldest: number;
+  slowConsumerExits: number;
+  dispatcherErrors: number;
+  removalVisits: number;
+  /** one row per scheduler, with its interest counters' sum */
+  schedulers: Array<TableStats & { interest: number }>;
+  fabric: FabricStats | null;
+  /** the node's interest set kept for the cluster adapter (null without interest routing) */
+  interest: { topics: number; pending: number } | null;
+  /** receive lanes (1-based), their queues and drops */
+  lanes: Array<{ lane: number; pid: Pid; queue: number; frames: number; dropped: number }>;
+  laneDrops: number;
+  adapter: AdapterStats | null;
+}
+
+type PubSubName = PubSubRef | string;
+
+function coreOf(ctx: Context): NodeCore {
+  return ctx instanceof Process ? ctx.node : (ctx as NodeCore);
+}
+
+function resolve(ctx: Context | null, pubsub: PubSubName): Instance {
+  if (pubsub instanceof PubSubRef) return pubsub.inst;
+  if (typeof pubsub === "string" && ctx !== null) {
+    const inst = findInstance(coreOf(ctx), pubsub);
+    if (inst !== undefined) return inst;
+    throw new NoProcError(`PubSub ${pubsub}`);
+  }
+  throw new BadArgError(`not a PubSub: ${String(pubsub)}`);
+}
+
+function checkTopic(topic: unknown): asserts topic is string {
+  if (typeof topic !== "string") throw new BadArgError(`topic must be a string, got ${typeof topic}`);
+}
+
+function schedOf(ctx: Context): number {
+  return ctx instanceof Process ? ctx.sched.index : (ctx as NodeCore).main.index;
+}
+
+function laneOf(ctx: Context, inst: Instance): number {
+  return ctx instanceof Process ? fnv1a(ctx.pid) % inst.opts.broadcastPoolSize : 0;
+}
+
+function result(e: BroadcastError | null): BroadcastResult {
+  return e === null ? "ok" : e;
+}
+
+function orThrow(r: BroadcastResult): "ok" {
+  if (r !== "ok") throw r;
+  return r;
+}
+
+function remote(inst: Instance, send: (a: NonNullable<Instance["adapter"]>) => BroadcastError | null, topic: string): BroadcastError | null {
+  const a = inst.adapter;
+  if (a !== null) return send(a);
+  if (inst.opts.adapter === undefined) return null; // a node on its own
+  return notRunning(inst, topic);
+}
+
+function publish(ctx: Context, pubsub: PubSubName, topic: string, msg: unknown, dispatcher: string | undefined, from: Pid | null, toOthers: boolean): BroadcastResult {
+  const inst = resolve(ctx, pubsub);
+  checkTopic(topic);
+  const d = dispatcher === undefined ? null : checkDispatcher(dispatcher);
+  let err: BroadcastError | null = null;
+  if (toOthers && inst.opts.adapter !== undefined) {
+    const a = inst.adapter;
+    err = a !== null ? a.broadcast(topic, msg, d, laneOf(ctx, inst)) : notRunning(inst, topic);
+  }
+  const local = inst.dispatchLocal(schedOf(ctx), topic, msg, from, d);
+  return err === null && local === null ? "ok" : (BroadcastError.merge(err, local) as BroadcastError);
+}
+
+function notRunning(inst: Instance, topic: string): BroadcastError {
+  return new BroadcastError("transport", `PubSub ${inst.name}: the adapter is not running (restarting): ${topic} not sent to other nodes`, {});
+}
+
+function direct(ctx: Context, pubsub: PubSubName, node: string, topic: string, msg: unknown, dispatcher: string | undefined): BroadcastResult {
+  const inst = resolve(ctx, pubsub);
+  checkTopic(topic);
+  if (typeof node !== "string") throw new BadArgError(`node must be a string, got ${typeof node}`);
+  const d = checkDispatcher(dispatcher);
+  if (node === inst.nodeName()) return result(inst.dispatchLocal(schedOf(ctx), topic, msg, null, d));
+  return result(remote(inst, (a) => a.directBroadcast(node, topic, msg, d, laneOf(ctx, inst)), topic));
+}
+
+/**
+ * The PubSub API. Every call is synchronous except `start`, `stop` and `synced`.
+ *
+ * @example
+ * ```ts
+ * import { startNode } from "@cinder/runtime";
+ * import { PubSub } from "@cinder/pubsub";
+ * const node = await startNode({ schedulers: 1 });
+ * const ps = await PubSub.start(node, { name: "doc_api" });
+ * const a = node.process(), b = node.process();
+ * PubSub.subscribe(a, ps, "t");
+ * PubSub.subscribe(b, ps, "t", { metadata: { role: "b" } });
+ * PubSub.broadcastFrom(a, ps, a.pid, "t", "from a");
+ * console.log(await b.receive()); // "from a"
+ * console.log(PubSub.subscribers(ps, "t").map((e) => e.metadata)); // [null,{"role":"b"}]
+ * await node.stop();
+ * ```
+ */
+export const PubSub = {
+  /**
+   * Starts an instance (its supervision tree, not linked to the caller) and resolves with its
+   * handle. Rejects with `PubSubOptionError` for a missing `name` or a bad option, and with
+   * `AlreadyStartedError` if the name is taken on this node.
+   */
+  async start(ctx: Context, opts: PubSubOptions): Promise<PubSubRef> {
+    const o = resolveOptions(opts);
+    const inst = instanceFor(coreOf(ctx), o);
+    await Supervisor.start(ctx, treeOptions(inst), { name: o.name });
+    return new PubSubRef(inst);
+  },
+
+  /**
+   * A child spec that starts the instance's tree under a supervisor (id = the name). Throws
+   * `PubSubOptionError` at once for bad options.
+   */
+  childSpec(opts: PubSubOptions, extra?: Partial<ChildSpec>): ChildSpec {
+    const o = resolveOptions(opts);
+    return {
+      id: o.name,
+      type: "supervisor",
+      shutdown: "infinity",
+      start: (sup) => Supervisor.startLink(sup, treeOptions(instanceFor(sup.node, o)), { name: o.name }),
+      ...extra,
+    };
+  },
+
+  /** The handle of the instance named `name` on the context's node; `NoProcError` if none was started. */
+  ref(ctx: Context, name: string): PubSubRef {
+    return new PubSubRef(resolve(ctx, name));
+  },
+
+  /** Stops the instance's tree (subscribers get its exit signal, as in Phoenix). */
+  async stop(ctx: Context, pubsub: PubSubName): Promise<void> {
+    const inst = resolve(ctx, pubsub);
+    await Supervisor.stop(ctx, inst.name as unknown as SupervisorRef, "shutdown");
+  },
+
+  /**
+   * Subscribes the calling process `self` to `topic`. Synchronous: no message, no await; the
+   * entry is visible to every broadcast of this node that starts after the call. Subscribing
+   * twice makes two entries (two deliveries). Returns "ok".
+   */
+  subscribe(self: Process<any>, pubsub: PubSubName, topic: string, opts?: SubscribeOptions): "ok" {
+    if (!(self instanceof Process)) throw new BadArgError("subscribe: self must be the calling process");
+    const inst = resolve(self, pubsub);
+    checkTopic(topic);
+    if (!self.alive) return "ok";
+    inst.tableOf(self).subscribe(self, topic, opts?.metadata, opts?.overflow);
+    return "ok";
+  },
+
+  /** Removes every entry of `self` under `topic`; "ok" also when there was none. */
+  unsubscribe(self: Process<any>, pubsub: PubSubName, topic: string): "ok" {
+    if (!(self instanceof Process)) throw new BadArgError("unsubscribe: self must be the calling process");
+    const inst = resolve(self, pubsub);
+    checkTopic(topic);
+    inst.gen?.fabric.tables[self.sched.index]?.unsubscribe(self.pid, topic);
+    return "ok";
+  },
+
+  /**
+   * Sends `msg` to every subscriber of `topic` on every node: other nodes through the adapter
+   * (only those with subscribers), then this node (the caller's scheduler at once, one hop per
+   * other scheduler with subscribers). Returns "ok", or a `BroadcastError` naming what could not
+   * be reached (local delivery still happened).
+   */
+  broadcast(ctx: Context, pubsub: PubSubName, topic: string, msg: unknown, dispatcher?: string): BroadcastResult {
+    return publish(ctx, pubsub, topic, msg, dispatcher, null, true);
+  },
+
+  /** `broadcast`, throwing the `BroadcastError` (Phoenix's `broadcast!`). */
+  broadcastOrThrow(ctx: Context, pubsub: PubSubName, topic: string, msg: unknown, dispatcher?: string): "ok" {
+    return orThrow(publish(ctx, pubsub, topic, msg, dispatcher, null, true));
+  },
+
+  /** `broadcast` that skips `fromPid` on this node (remote nodes dispatch with `from` = none). */
+  broadcastFrom(ctx: Context, pubsub: PubSubName, fromPid: Pid, topic: string, msg: unknown, dispatcher?: string): BroadcastResult {
+    return publish(ctx, pubsub, topic, msg, dispatcher, fromPid, true);
+  },
+
+  /** `broadcastFrom`, throwing the `BroadcastError`. */
+  broadcastFromOrThrow(ctx: Context, pubsub: PubSubName, fromPid: Pid, topic: string, msg: unknown, dispatcher?: string): "ok" {
+    return orThrow(publish(ctx, pubsub, topic, msg, dispatcher, fromPid, true));
+  },
+
+  /** Broadcast on this node only. */
+  localBroadcast(ctx: Context, pubsub: PubSubName, topic: string, msg: unknown, dispatcher?: string): "ok" {
+    publish(ctx, pubsub, topic, msg, dispatcher, null, false);
+    return "ok";
+  },
+
+  /** Broadcast on this node only, skipping `fromPid`. */
+  localBroadcastFrom(ctx: Context, pubsub: PubSubName, fromPid: Pid, topic: string, msg: unknown, dispatcher?: string): "ok" {
+    publish(ctx, pubsub, topic, msg, dispatcher, fromPid, false);
+    return "ok";
+  },
+
+  /**
+   * Broadcast to the subscribers on node `nodeName` only (which may be this node: dispatched
+   * at once). Ignores interest routing. An unknown node: "ok", nothing delivered.
+   */
+  directBroadcast(ctx: Context, pubsub: PubSubName, nodeName: string, topic: string, msg: unknown, dispatcher?: string): BroadcastResult {
+    return direct(ctx, pubsub, nodeName, topic, msg, dispatcher);
+  },
+
+  /** `directBroadcast`, throwing the `BroadcastError`. */
+  directBroadcastOrThrow(ctx: Context, pubsub: PubSubName, nodeName: string, topic: string, msg: unknown, dispatcher?: string): "ok" {
+    return orThrow(direct(ctx, pubsub, nodeName, topic, msg, dispatcher));
+  },
+
+  /** This node's name as the adapter knows it (unique in the cluster). */
+  nodeName(pubsub: PubSubRef): string {
+    return resolve(null, pubsub).nodeName();
+  },
+
+  /** The entries of `topic` on this node (every in-thread scheduler), as `{ pid, metadata }`. */
+  subscribers(pubsub: PubSubRef, topic: string): SubscriberEntry[] {
+    const inst = resolve(null, pubsub);
+    const out: SubscriberEntry[] = [];
+    for (const t of inst.tables()) for (const e of t.entries(topic)) out.push({ pid: e.pid, metadata: e.metadata });
+    return out;
+  },
+
+  /** The topics `pid` is subscribed to on this node. */
+  topicsOf(pubsub: PubSubRef, pid: Pid): string[] {
+    const out: string[] = [];
+    for (const t of resolve(null, pubsub).tables()) out.push(...t.topicsOf(pid));
+    return out;
+  },
+
+  /** Counters of one topic on this node, summed over schedulers. */
+  topicStats(pubsub: PubSubRef, topic: string): TopicTableStats {
+    const s: TopicTableStats = { subscriptions: 0, subscribers: 0, delivered: 0, droppedNewest: 0, droppedOldest: 0, slowConsumerExits: 0, highWater: 0 };
+    for (const t of resolve(null, pubsub).tables()) {
+      const x = t.topicStats(topic);
+      s.subscriptions += x.subscriptions;
+      s.subscribers += x.subscribers;
+      s.delivered += x.delivered;
+      s.droppedNewest += x.droppedNewest;
+      s.droppedOldest += x.droppedOldest;
+      s.slowConsumerExits += x.slowConsumerExits;
+      s.highWater = Math.max(s.highWater, x.highWater);
+    }
+    return s;
+  },
+
+  /** Counters of the instance on this node. */
+  stats(pubsub: PubSubRef): PubSubStats {
+    const inst = resolve(null, pubsub);
+    const gen = inst.gen;
+    const rows = inst.tables().map((t) => ({ ...t.stats(), interest: gen?.fabric.interestOf(t.scheduler) ?? 0 }));
+    const sum = (k: keyof TableStats) => rows.reduce((n, r) => n + (r[k] as number), 0);
+    const topics = rows.length <= 1 ? sum("topics") : new Set(inst.tables().flatMap((t) => [...t.topics.keys()])).size;
+    const lanes = inst.lanes.map((l) => ({ lane: l.index + 1, pid: l.proc.pid as Pid, queue: l.proc.mailboxLength, frames: l.frames, dropped: l.dropped }));
+    return {
+      name: inst.name,
+      node: inst.nodeName(),
+      poolSize: inst.opts.poolSize,
+      broadcastPoolSize: inst.opts.broadcastPoolSize,
+      running: { tables: gen !== null, adapter: inst.adapter !== null },
+      topics,
+      subscriptions: sum("subscriptions"),
+      subscribers: sum("subscribers"),
+      delivered: sum("delivered"),
+      droppedNewest: sum("droppedNewest"),
+      droppedOldest: sum("droppedOldest"),
+      slowConsumerExits: sum("slowConsumerExits"),
+      dispatcherErrors: sum("dispatcherErrors"),
+      removalVisits: sum("removalVisits"),
+      schedulers: rows,
+      fabric: gen?.fabric.stats() ?? null,
+      interest: gen?.interest ? { topics: gen.interest.size, pending: gen.interest.pendingChanges } : null,
+      lanes,
+      laneDrops: lanes.reduce((n, l) => n + l.dropped, 0) + inst.laneless,
+      adapter: inst.adapter?.stats() ?? null,
+    };
+  },
+
+  /**
+   * Resolves once every node currently up has acknowledged this node's interest (so broadcasts
+   * from them reach subscriptions made before the call). Immediate without a cluster adapter.
+   */
+  async synced(pubsub: PubSubRef, timeoutMs = 5000): Promise<void> {
+    const a = resolve(null, pubsub).adapter;
+    if (a?.synced) await a.synced(timeoutMs);
+  },
+
+  /** Registers a dispatcher (see `registerDispatcher`). */
+  registerDispatcher,
+};
