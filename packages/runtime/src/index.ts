@@ -69,3 +69,4 @@ export { encodeFrame, decodeFrame, FrameDecodeError, FrameEncodeError, CODEC_VER
 export { PeerTable, type PeerTableOptions } from "./cluster/membership.js";
 export { MemoryCluster, MemoryTransport, NO_FAULTS, type LinkFaults, type MemoryClusterOptions, type MemoryClusterStats } from "./cluster/memory.js";
 export type { TransportLogger } from "./cluster/transport.js";
+export type { ThreadContext, ServiceHandler } from "./internal/threads.js";

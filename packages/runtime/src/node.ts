@@ -11,6 +11,7 @@ import type { SchedulerStats } from "./internal/scheduler.js";
 import { CinderError } from "./internal/errors.js";
 import { ClusterRouter } from "./internal/cluster_router.js";
 import type { ClusterTransport } from "./cluster/transport.js";
+import { moduleUrl, type ModuleRef } from "./internal/remote_spawn.js";
 
 /** Options for `startNode`. */
 export interface StartNodeOptions extends NodeOptions {
@@ -103,6 +104,7 @@ export class CinderNode extends NodeCore {
     this.poolStarting ??= (async () => {
       const pool = new WorkerSchedulers(this, this.schedulerCount, this.workerOpts);
       this.attachClusterToPool(pool);
+      for (const t of this.threadInits) void pool.everyThread(t.url, t.export, t.args);
       await pool.start();
       this.pool = pool;
       return pool;
@@ -117,6 +119,19 @@ export class CinderNode extends NodeCore {
     const mailboxes: Array<{ pid: Pid; length: number; highWater: number }> = [];
     for (const p of this.main.procs.values()) if (p.mailboxLength > 0 || p.highWater > 0) mailboxes.push({ pid: p.pid, length: p.mailboxLength, highWater: p.highWater });
     return [{ ...this.main.stats(), messagesOut: 0, mailboxes: mailboxes.slice(0, 1000) }];
+  }
+
+  private readonly threadInits: Array<{ url: string; export: string; args: unknown[] }> = [];
+
+  /**
+   * Runs `ref`'s export `(ctx: ThreadContext, ...args)` on every worker scheduler thread, now
+   * and on every thread started later (lazy start, restarts): how a node-wide service installs
+   * its part on each thread (see `ThreadContext`). The main thread's part is the caller's.
+   */
+  async everyThread(ref: ModuleRef, args: unknown[] = []): Promise<void> {
+    const t = { url: moduleUrl(ref.module), export: ref.export, args };
+    this.threadInits.push(t);
+    if (this.pool) await this.pool.everyThread(t.url, t.export, t.args);
   }
 
   /** Terminates scheduler thread `index` as a crash would (chaos tests); it is restarted. */
@@ -146,8 +161,14 @@ export class CinderNode extends NodeCore {
    * within their shutdown budgets; then every other process is ended and every timer cleared,
    * so nothing keeps the OS process alive.
    */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  stop(): Promise<void> {
+    // a second (concurrent) stop waits for the first to finish
+    return (this.stopDone ??= this.stopOnce());
+  }
+
+  private stopDone: Promise<void> | undefined;
+
+  private async stopOnce(): Promise<void> {
     this.stopped = true;
     try {
       await Supervisor.stop(this, this.root, "shutdown");

@@ -18,6 +18,9 @@
  *   `noconnection` — exactly once, since a delivered DOWN/EXIT has already removed its entry.
  * - A message that cannot be structured-cloned is dropped and logged (the rest of its batch
  *   still goes).
+ * - Registry replication has its own ports (internal/registry_replica.ts); the `registry` hooks
+ *   keep it in order with this plane: its pending posts go before a data batch is posted, and
+ *   what it received goes before a data batch is handled.
  */
 import type { NodeCore, Router } from "./node_core.js";
 import type { Pid, Signal } from "./types.js";
@@ -28,6 +31,16 @@ type Control =
   | { c: "nodedown"; prefix: string }
   | { c: "down"; index: number; inc: string }
   | { c: "up"; index: number; inc: string };
+
+/** The registry replication plane's hooks (internal/registry_replica.ts). */
+export interface MeshRegistryHooks {
+  /** Applies registry items posted to this thread before the data batch about to be handled. */
+  sync(): void;
+  /** Posts pending registry items (before a data batch goes out). */
+  flush(): void;
+  /** Scheduler `index` (incarnation `inc`) died: drop its registry entries and ports. */
+  down(index: number, inc: string): void;
+}
 
 /** Parses `<tag.<index><inc>.serial>` → [tag, index, inc]; undefined if not a pid of this shape. */
 export function parsePid(pid: string): [string, number, string] | undefined {
@@ -75,6 +88,8 @@ export class Mesh implements Router {
   remote: Router | null = null;
   /** called when a scheduler is reported down (after links/monitors fired) */
   onDown: ((index: number) => void) | null = null;
+  /** registry replication (null until installed) */
+  registry: MeshRegistryHooks | null = null;
 
   constructor(core: NodeCore) {
     this.core = core;
@@ -85,7 +100,7 @@ export class Mesh implements Router {
     this.lastTo = undefined;
     this.ports[index] = port;
     this.incs[index] = inc;
-    port.on("message", (data: unknown) => this.receive(data));
+    port.on("message", (data: unknown) => this.receive(data, index));
     port.unref?.();
   }
 
@@ -144,6 +159,7 @@ export class Mesh implements Router {
   /** Posts every pending batch now. */
   readonly flush = (): void => {
     this.armed = false;
+    if (this.registry !== null) this.registry.flush();
     for (let t = 0; t < this.outbox.length; t++) {
       const box = this.outbox[t];
       if (box == null || box.length === 0) continue;
@@ -157,6 +173,16 @@ export class Mesh implements Router {
         let to: unknown;
         for (let i = 0; i < box.length; ) {
           const k = box[i] as number;
+          if (k === 6) {
+            try {
+              port.postMessage([6, box[i + 1], box[i + 2]]);
+            } catch (e) {
+              this.dropped++;
+              this.core.logger.error(`service message ${String(box[i + 1])} dropped: not structured-cloneable (${(e as Error).message})`);
+            }
+            i += 3;
+            continue;
+          }
           if (k >= 2) to = box[i + 1];
           const payload = box[k >= 2 ? i + 2 : i + 1];
           i += k >= 2 ? 3 : 2;
@@ -201,12 +227,35 @@ export class Mesh implements Router {
     for (let i = 0; i < this.ports.length; i++) if (this.ports[i] != null) this.control(i, c);
   }
 
-  private receive(data: unknown): void {
+  /**
+   * Sends a service message (see internal/threads.ts) to scheduler `index`, in order with the
+   * messages this thread sent there before. Returns false if that scheduler is down.
+   */
+  service(index: number, name: string, data: unknown): boolean {
+    if (this.ports[index] == null) return false;
+    let box = this.outbox[index];
+    if (box == null) box = this.outbox[index] = [];
+    box.push(6, name, data);
+    this.outTo[index] = undefined;
+    if (!this.armed) {
+      this.armed = true;
+      queueMicrotask(this.flush);
+    }
+    return true;
+  }
+
+  private receive(data: unknown, fromIndex: number): void {
     if (Array.isArray(data)) {
+      if (this.registry !== null) this.registry.sync();
       const sched = this.core.main;
       let to: Pid = "" as Pid;
       for (let i = 0; i < data.length; ) {
         const k = data[i] as number;
+        if (k === 6) {
+          this.core.threads.dispatch(data[i + 1] as string, data[i + 2], fromIndex);
+          i += 3;
+          continue;
+        }
         if (k >= 2) {
           to = data[i + 1] as Pid;
           i += 2;
@@ -246,8 +295,17 @@ export class Mesh implements Router {
     }
     const prefix = `<${this.core.tag}.${index}${inc}.`;
     this.core.dropNamesWithPrefix(prefix);
+    this.registry?.down(index, inc);
     fireNoconnection(this.core, prefix);
     this.onDown?.(index);
+    this.core.threads.schedulerDown(index);
+  }
+
+  /** Indexes of the schedulers this thread is connected to, itself included. */
+  live(): number[] {
+    const out = [this.core.main.index];
+    for (let i = 0; i < this.ports.length; i++) if (this.ports[i] != null) out.push(i);
+    return out.sort((a, b) => a - b);
   }
 
   /** Closes every port. */

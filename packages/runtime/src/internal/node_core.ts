@@ -8,6 +8,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Scheduler } from "./scheduler.js";
+import { ThreadServices } from "./threads.js";
 import { Process, type Behaviour, type SpawnOptions } from "./process.js";
 import { BadArgError } from "./errors.js";
 import { consoleLogger, type Logger } from "./logger.js";
@@ -65,6 +66,8 @@ export class NodeCore {
   router: Router | null = null;
   protected stopped = false;
 
+  /** Thread services: this thread's end of node-wide services (see internal/threads.ts). */
+  readonly threads: ThreadServices = new ThreadServices(this);
   /** @internal spawning on other schedulers from a worker thread (asks the main thread) */
   spawnService: ((placement: number | "round_robin" | "least_loaded", req: import("./remote_spawn.js").SpawnRequest) => Promise<{ pid: Pid; index: number }>) | null = null;
   /** @internal names owned elsewhere (worker threads ask the main thread) */
@@ -122,12 +125,15 @@ export class NodeCore {
 
   /** A fresh, node-unique reference string. */
   makeRef(): string {
-    return `#Ref<${this.tag}.${++this.refSerial}>`;
+    // scoped by this thread's scheduler and its incarnation (`<tag.1a.`): every worker thread
+    // has its own core and serial, and refs key the targets' monitor tables node-wide
+    return `#Ref${this.main.prefix}${++this.refSerial}>`;
   }
 
   /** The local scheduler owning `pid`, if any. */
   schedulerOf(pid: Pid): Scheduler | undefined {
-    for (const s of this.schedulers) if (pid.startsWith(s.prefix)) return s;
+    // lastIndexOf(p, 0) === 0: startsWith without its RegExp check (≈3× faster; hot path)
+    for (const s of this.schedulers) if (pid.lastIndexOf(s.prefix, 0) === 0) return s;
     return undefined;
   }
 
@@ -170,7 +176,13 @@ export class NodeCore {
       if (to === undefined) throw new BadArgError(`send: no process registered as ${describe(dest)}`);
     }
     const m = this.main;
-    if (to.startsWith(m.prefix)) {
+    const local = m.procs.get(to); // hot path: a live process on this thread (no prefix compare)
+    if (local !== undefined) {
+      m.messagesIn++;
+      local.enqueue(msg);
+      return;
+    }
+    if (to.lastIndexOf(m.prefix, 0) === 0) {
       m.deliver(to, msg);
       return;
     }

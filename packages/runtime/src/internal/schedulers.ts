@@ -13,7 +13,7 @@
  * reports it with the pid of the process it last started running, and optionally restarts the
  * thread.
  */
-import { Worker, MessageChannel, type MessagePort } from "node:worker_threads";
+import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as Comlink from "comlink";
@@ -25,6 +25,7 @@ import type { WorkerApi, WorkerInit } from "./worker_main.js";
 import { spawnHere, type SpawnRequest } from "./remote_spawn.js";
 import type { Pid } from "./types.js";
 import { CinderError } from "./errors.js";
+import { RegistryPlane } from "./registry_replica.js";
 
 /** Where to spawn: a scheduler index, or a policy. */
 export type Placement = number | "round_robin" | "least_loaded";
@@ -71,6 +72,8 @@ interface Slot {
   reported: boolean;
   ready: Promise<void>;
   stopping: boolean;
+  /** answers the name claims queued on `namePort` now (while this thread blocks in a registry request) */
+  serveNames?: () => void;
 }
 
 function workerUrl(): URL {
@@ -101,6 +104,8 @@ export class WorkerSchedulers {
   private readonly opts: WorkerOptions;
   private readonly wd: Required<WatchdogOptions>;
   restarts = 0;
+  /** registry replication, main thread's end (internal/registry_replica.ts) */
+  readonly registry: RegistryPlane;
 
   constructor(core: NodeCore, count: number, opts: WorkerOptions = {}) {
     this.core = core;
@@ -109,8 +114,13 @@ export class WorkerSchedulers {
     this.wd = { blockedAfterMs: opts.watchdog?.blockedAfterMs ?? 1000, heartbeatMs: opts.watchdog?.heartbeatMs ?? 50, action: opts.watchdog?.action ?? "report" };
     this.mesh = new Mesh(core);
     core.router = this.mesh;
+    core.threads.link = this.mesh;
     this.mesh.incs[0] = "a";
     core.onNameChange = (name, pid) => this.mesh.controlAll({ c: "name", name, pid });
+    this.registry = RegistryPlane.install(core, this.mesh, 0, count);
+    this.registry.extraServe = () => {
+      for (const s of this.slots) s?.serveNames?.();
+    };
   }
 
   /** Starts every worker thread and waits until each answers. */
@@ -131,14 +141,21 @@ export class WorkerSchedulers {
     this.mesh.connect(index, inc, toMain.port1);
     peers.push([0, "a", toMain.port2]);
     transfer.push(toMain.port2);
+    // registry replication: one more port per pair, alongside the mesh's (registry_replica.ts)
+    const regMain = new MessageChannel();
+    this.registry.connect(index, inc, regMain.port1);
+    const regPeers: Array<[number, string, MessagePort]> = [[0, "a", regMain.port2]];
+    transfer.push(regMain.port2);
     const connects: Array<Promise<void>> = [];
     for (let j = 1; j < this.count; j++) {
       const other = this.slots[j];
       if (j === index || other === undefined || other.stopping) continue;
       const ch = new MessageChannel();
+      const reg = new MessageChannel();
       peers.push([j, other.inc, ch.port1]);
-      transfer.push(ch.port1);
-      connects.push(other.ready.then(() => other.api.connect(index, inc, Comlink.transfer(ch.port2, [ch.port2 as never]))));
+      regPeers.push([j, other.inc, reg.port1]);
+      transfer.push(ch.port1, reg.port1);
+      connects.push(other.ready.then(() => other.api.connect(index, inc, Comlink.transfer(ch.port2, [ch.port2 as never]), Comlink.transfer(reg.port2, [reg.port2 as never]))));
     }
     const names = new MessageChannel();
     const ctl = new MessageChannel();
@@ -159,6 +176,8 @@ export class WorkerSchedulers {
       namePort: names.port2,
       ctlPort: ctl.port2,
       heartbeatMs: this.wd.heartbeatMs,
+      registry: this.registry.shared,
+      regPeers,
     };
     const worker = new Worker(workerUrl(), { workerData: init, transferList: [...transfer, names.port2, ctl.port2] as never, resourceLimits: this.opts.resourceLimits });
     const api = Comlink.wrap<WorkerApi>(nodeEndpoint(worker as never));
@@ -177,11 +196,18 @@ export class WorkerSchedulers {
       stopping: false,
       ready: Promise.resolve(),
     };
-    slot.ready = Promise.all([api.ping(), ...connects]).then(() => {
+    slot.ready = Promise.all([api.ping(), ...connects]).then(async () => {
+      for (const t of this.inits) {
+        try {
+          await api.init(t.url, t.export, t.args);
+        } catch (e) {
+          this.core.logger.error(`scheduler ${index}: thread init ${t.export} of ${t.url} failed: ${(e as Error)?.message ?? String(e)}`);
+        }
+      }
       // tell the others the new incarnation is live
       for (let j = 1; j < this.count; j++) if (j !== index && this.slots[j] && !this.slots[j]!.stopping) this.mesh.control(j, { c: "up", index, inc });
     });
-    names.port1.on("message", (m: { op: "claim" | "release" | "log"; name: string; pid: Pid; level: "error" | "warn" | "info"; message: string; meta?: Record<string, unknown> }) => {
+    const onName = (m: { op: "claim" | "release" | "log"; name: string; pid: Pid; level: "error" | "warn" | "info"; message: string; meta?: Record<string, unknown> }) => {
       if (m.op === "log") {
         this.core.logger[m.level](`[scheduler ${index}] ${m.message}`, m.meta);
       } else if (m.op === "claim") {
@@ -190,7 +216,11 @@ export class WorkerSchedulers {
         Atomics.store(slot.flag, 0, 1);
         Atomics.notify(slot.flag, 0);
       } else this.core.releaseForRemote(m.name, m.pid);
-    });
+    };
+    names.port1.on("message", onName);
+    slot.serveNames = () => {
+      for (let r = receiveMessageOnPort(names.port1); r !== undefined; r = receiveMessageOnPort(names.port1)) onName(r.message as Parameters<typeof onName>[0]);
+    };
     names.port1.unref();
     worker.on("error", (e) => {
       this.core.logger.error(`scheduler ${index} (thread) crashed: ${e instanceof Error ? e.message : String(e)}`);
@@ -276,6 +306,20 @@ export class WorkerSchedulers {
     return slot.api.spawn(req);
   }
 
+  private readonly inits: Array<{ url: string; export: string; args: unknown[] }> = [];
+
+  /** Runs a thread-init export on every worker thread, now and on every later start. */
+  async everyThread(url: string, exportName: string, args: unknown[]): Promise<void> {
+    this.inits.push({ url, export: exportName, args });
+    await Promise.all(
+      this.slots.map(async (s) => {
+        if (!s || s.stopping) return;
+        await s.ready;
+        await s.api.init(url, exportName, args);
+      }),
+    );
+  }
+
   /** Picks by placement and spawns there. */
   async spawnAt(placement: Placement, req: SpawnRequest): Promise<{ pid: Pid; index: number }> {
     const index = this.pick(placement);
@@ -324,5 +368,6 @@ export class WorkerSchedulers {
       }),
     );
     this.mesh.close();
+    this.registry.close();
   }
 }

@@ -17,6 +17,7 @@ import { loadModule, spawnHere, type SpawnRequest } from "./remote_spawn.js";
 import type { Pid } from "./types.js";
 import type { SchedulerStats } from "./scheduler.js";
 import { consoleLogger } from "./logger.js";
+import { RegistryPlane } from "./registry_replica.js";
 
 export interface WorkerInit {
   name: string;
@@ -35,14 +36,18 @@ export interface WorkerInit {
   /** comlink channel to the main thread's services (spawn elsewhere) */
   ctlPort: MessagePort;
   heartbeatMs: number;
+  /** registry replication: the node's shared control words and a port to each peer (registry_replica.ts) */
+  registry: SharedArrayBuffer;
+  regPeers: Array<[number, string, MessagePort]>;
 }
 
 /** What the main thread can ask a worker scheduler. */
 export interface WorkerApi {
   spawn(req: SpawnRequest): Promise<Pid>;
+  init(url: string, exportName: string, args: unknown[]): Promise<void>;
   loadModule(url: string): Promise<string[]>;
   stats(): SchedulerStats & { mailboxes: Array<{ pid: Pid; length: number; highWater: number }> };
-  connect(index: number, inc: string, port: MessagePort): void;
+  connect(index: number, inc: string, port: MessagePort, regPort?: MessagePort): void;
   shutdown(): void;
   ping(): number;
 }
@@ -64,15 +69,19 @@ function sendLog(level: "error" | "warn" | "info", message: string, meta?: Recor
 const core = new NodeCore({ name: init.name, logger }, { tag: init.tag, incarnation: init.incarnation, index: init.index, schedIncarnation: init.inc });
 const mesh = new Mesh(core);
 core.router = mesh;
+core.threads.link = mesh;
 mesh.remote = mesh.relayTo(0); // pids of other nodes: through the main thread's cluster router
 for (const [i, inc, port] of init.peers) mesh.connect(i, inc, port);
 for (const [n, pid] of init.names) core.replicateName(n, pid);
+const registry = RegistryPlane.install(core, mesh, init.index, init.registry);
+for (const [i, inc, port] of init.regPeers) registry.connect(i, inc, port);
 
 const flag = new Int32Array(init.nameFlag);
 core.nameAuthority = {
   claim(name, pid) {
     Atomics.store(flag, 0, 0);
     init.namePort.postMessage({ op: "claim", name, pid });
+    registry.ring(0); // the main thread may be blocked in a registry request: it serves name claims there
     const r = Atomics.wait(flag, 0, 0, 10_000);
     if (r === "timed-out") throw new Error("register: the main thread did not answer within 10 s");
     return Atomics.load(flag, 1) === 0 ? undefined : ("(another process)" as Pid);
@@ -97,6 +106,12 @@ const beat = setInterval(() => {
 
 const api: WorkerApi = {
   spawn: (req) => spawnHere(core, req),
+  async init(url, exportName, args) {
+    const mod = await loadModule(url);
+    const fn = mod[exportName];
+    if (typeof fn !== "function") throw new Error(`thread init: ${url} has no function export ${exportName}`);
+    await (fn as (ctx: unknown, ...a: unknown[]) => unknown)(core.threads, ...args);
+  },
   async loadModule(url) {
     return Object.keys(await loadModule(url));
   },
@@ -105,14 +120,16 @@ const api: WorkerApi = {
     for (const p of core.main.procs.values()) if (p.mailboxLength > 0 || p.highWater > 0) mailboxes.push({ pid: p.pid, length: p.mailboxLength, highWater: p.highWater });
     return { ...core.main.stats(), messagesOut: mesh.sent, mailboxes: mailboxes.slice(0, 1000) };
   },
-  connect(index, inc, port) {
+  connect(index, inc, port, regPort) {
     mesh.connect(index, inc, port);
+    if (regPort !== undefined) registry.connect(index, inc, regPort);
   },
   shutdown() {
     clearInterval(beat);
     core.halt();
     mesh.flush();
     mesh.close();
+    registry.close();
     init.namePort.close();
     init.ctlPort.close();
   },
