@@ -19,6 +19,12 @@
  *   partition, like Elixir's. Unique registries keep one key space (partitions are accepted).
  * - Keys compare as `Map` keys (SameValueZero): use strings, numbers or other primitives (an
  *   object key matches only itself).
+ * - Across scheduler threads (internal/registry_replica.ts): the table above is the *owner's*;
+ *   a thread whose processes use a named registry of another thread keeps a replica (a
+ *   `RegistryTable` written only by the owner's delta stream), so reads stay synchronous
+ *   there; its writes are requests the owner applies, the calling thread blocking until the
+ *   answer (a unique key is still claimed atomically, by the owner). A registry used on one
+ *   thread only never replicates (`repl === null`, `remote === null`: the fast path).
  */
 import { BadArgError, CinderError, NoProcError } from "./internal/errors.js";
 import { GenServer, type GenServerBehaviour, type StartOptions } from "./gen_server.js";
@@ -27,6 +33,7 @@ import type { NodeCore } from "./internal/node_core.js";
 import type { Process } from "./internal/process.js";
 import { coreOf, type Context } from "./internal/request.js";
 import type { Pid, Via, ViaResolver } from "./internal/types.js";
+import { ownedTables, replicaByName, type RemoteLink, type Snapshot, type Subscribers } from "./internal/registry_replica.js";
 
 /** Whether a key has at most one entry (`unique`) or any number (`duplicate`). */
 export type RegistryKeys = "unique" | "duplicate";
@@ -82,6 +89,10 @@ export class RegistryTable<K, V> {
   hooked = new Set<Pid>();
   size = 0;
   meta = new Map<unknown, unknown>();
+  /** Owner side: the threads holding a replica (null while there is none: the fast path). */
+  repl: Subscribers | null = null;
+  /** Replica side: the link to the owner's thread (null on the owner's own table). */
+  remote: RemoteLink | null = null;
 
   constructor(
     readonly core: NodeCore,
@@ -100,6 +111,8 @@ export class RegistryTable<K, V> {
 
   /** Discards everything: the owner exited. */
   close(): void {
+    if (!this.alive) return;
+    if (this.repl !== null) this.repl.close();
     this.alive = false;
     this.uniq = new Map();
     this.parts = [];
@@ -113,8 +126,23 @@ export class RegistryTable<K, V> {
     if (this.hooked.has(p.pid)) return;
     this.hooked.add(p.pid);
     p.onExit((pid) => {
-      if (this.alive) this.removePid(pid);
+      if (!this.alive) return;
+      this.removePid(pid);
+      // a replica: the owner drops the entries too (and tells the other replicas)
+      if (this.remote !== null) this.remote.exited(this.owner, pid);
     });
+  }
+
+  private isLocal(pid: Pid): boolean {
+    return pid.startsWith(this.core.main.prefix);
+  }
+
+  /** A replica's answer that is not `ok` (the caller handles `taken` and `none` first). */
+  private expectOk(a: { k: string }): void {
+    if (a.k === "dead") {
+      this.close();
+      throw new NoProcError(`registry ${this.owner}`);
+    }
   }
 
   private pidKeys(pid: Pid): PidKeys<K> {
@@ -126,13 +154,45 @@ export class RegistryTable<K, V> {
     return rec;
   }
 
+  /** Registers live local process `p` (the API's register): on a replica, asks the owner. */
   register(p: Process<any>, key: K, value: V): void {
-    const pid = p.pid;
+    if (this.remote !== null) {
+      const a = this.remote.call({ q: "reg", reg: this.owner, pid: p.pid, key, value });
+      if (a.k === "taken") throw new AlreadyRegisteredError(key, a.pid);
+      this.expectOk(a);
+    } else {
+      const holder = this.tryRegister(p.pid, key, value);
+      if (holder !== undefined) throw new AlreadyRegisteredError(key, holder);
+    }
+    this.hook(p);
+  }
+
+  /** Owner side: registers `pid` unless the unique key is held; returns the holder if it is. */
+  tryRegister(pid: Pid, key: K, value: V): Pid | undefined {
+    if (this.unique) {
+      let cur = this.uniq.get(key);
+      if (cur !== undefined && cur.pid !== pid && this.repl !== null && !this.isLocal(cur.pid)) {
+        // held by another thread's process: its exit notice may be waiting on its port
+        this.repl.plane.syncWith(cur.pid);
+        cur = this.uniq.get(key);
+      }
+      if (cur !== undefined) {
+        if (cur.pid === pid || !this.isLocal(cur.pid) || this.core.isAlive(cur.pid)) return cur.pid;
+        this.removeKey(cur.pid, key); // defensive: an owner that died without its hook running
+      }
+    }
+    this.insert(pid, key, value);
+    return undefined;
+  }
+
+  /** Adds an entry, no questions asked (owner after its checks; a replica applying a delta). */
+  insert(pid: Pid, key: K, value: V): void {
     if (this.unique) {
       const cur = this.uniq.get(key);
-      if (cur !== undefined) {
-        if (cur.pid === pid || this.core.isAlive(cur.pid)) throw new AlreadyRegisteredError(key, cur.pid);
-        this.removeKey(cur.pid, key); // defensive: an owner that died without its hook running
+      if (cur !== undefined && cur.pid !== pid) this.removeKey(cur.pid, key); // a replica catching up
+      if (cur !== undefined && cur.pid === pid) {
+        cur.value = value;
+        return;
       }
       this.uniq.set(key, { pid, value });
       this.pidKeys(pid).keys.add(key);
@@ -147,7 +207,85 @@ export class RegistryTable<K, V> {
       rec.keys.add(key);
     }
     this.size++;
-    this.hook(p);
+    if (this.repl !== null) this.repl.add(pid, key, value);
+  }
+
+  /** Removes the caller's entries under `key` (the API's unregister): on a replica, asks the owner. */
+  unregister(pid: Pid, key: K): void {
+    if (this.remote === null) {
+      this.removeKey(pid, key);
+      return;
+    }
+    if (!(this.byPid.get(pid)?.keys.has(key) ?? false)) return; // only this thread adds this pid's entries
+    this.expectOk(this.remote.call({ q: "unreg", reg: this.owner, pid, key }));
+  }
+
+  /** Removes whatever process holds unique `key` (`ViaResolver.unregisterName`). */
+  unregisterName(key: K): void {
+    if (!this.unique) return;
+    if (this.remote !== null) {
+      this.expectOk(this.remote.call({ q: "unname", reg: this.owner, key }));
+      return;
+    }
+    const e = this.uniq.get(key);
+    if (e !== undefined) this.removeKey(e.pid, key);
+  }
+
+  /** `Registry.updateValue` on a unique table. */
+  update(pid: Pid, key: K, fn: (old: V) => V): [newValue: V, oldValue: V] | undefined {
+    const e = this.uniq.get(key);
+    if (e === undefined || e.pid !== pid) return undefined;
+    const old = e.value;
+    const value = fn(old);
+    if (this.remote !== null) {
+      const a = this.remote.call({ q: "set", reg: this.owner, pid, key, value });
+      if (a.k === "none") return undefined;
+      this.expectOk(a);
+      return [value, old];
+    }
+    e.value = value;
+    if (this.repl !== null) this.repl.set(pid, key, value);
+    return [value, old];
+  }
+
+  /** Sets a unique entry's value if `pid` holds `key` (owner serving a request; replica delta). */
+  setValue(pid: Pid, key: K, value: V): boolean {
+    const e = this.uniq.get(key);
+    if (e === undefined || e.pid !== pid) return false;
+    e.value = value;
+    if (this.repl !== null) this.repl.set(pid, key, value);
+    return true;
+  }
+
+  /** Sets or deletes registry metadata (the API's putMeta/deleteMeta): on a replica, asks the owner. */
+  writeMeta(key: unknown, value: unknown, del: boolean): void {
+    if (this.remote !== null) this.expectOk(this.remote.call({ q: "meta", reg: this.owner, key, value, del }));
+    else this.applyMeta(key, value, del);
+  }
+
+  /** Applies a metadata change here (owner; replica delta). */
+  applyMeta(key: unknown, value: unknown, del: boolean): void {
+    if (del) this.meta.delete(key);
+    else this.meta.set(key, value);
+    if (this.repl !== null) this.repl.meta(key, value, del);
+  }
+
+  /** Drops the entries of every pid starting with `prefix` (a dead scheduler thread). */
+  removePrefix(prefix: string): void {
+    for (const pid of [...this.byPid.keys()]) if (pid.startsWith(prefix)) this.removePid(pid);
+    for (const pid of this.hooked) if (pid.startsWith(prefix)) this.hooked.delete(pid);
+  }
+
+  /** Everything a new replica needs. */
+  snapshot(): Snapshot {
+    const entries: Array<[Pid, unknown, unknown]> = [];
+    for (const [pid, rec] of this.byPid) {
+      for (const key of rec.keys) {
+        if (this.unique) entries.push([pid, key, this.uniq.get(key)!.value]);
+        else for (const v of this.parts[rec.part]!.get(key)?.get(pid) ?? []) entries.push([pid, key, v]);
+      }
+    }
+    return { keys: this.unique ? "unique" : "duplicate", partitions: this.partitions, meta: [...this.meta], entries };
   }
 
   /** Removes `pid`'s entries under `key` (all of them, for duplicate keys). */
@@ -156,6 +294,7 @@ export class RegistryTable<K, V> {
     if (rec === undefined || !rec.keys.delete(key)) return;
     if (rec.keys.size === 0) this.byPid.delete(pid);
     this.dropEntries(pid, rec.part, key);
+    if (this.repl !== null) this.repl.removeKey(pid, key);
   }
 
   /** Removes every entry of `pid`: O(keys of pid). */
@@ -165,6 +304,7 @@ export class RegistryTable<K, V> {
     if (rec === undefined) return;
     this.byPid.delete(pid);
     for (const key of rec.keys) this.dropEntries(pid, rec.part, key);
+    if (this.repl !== null) this.repl.removePid(pid);
   }
 
   private dropEntries(pid: Pid, partIndex: number, key: K): void {
@@ -283,8 +423,11 @@ export class RegistryRef<K = unknown, V = unknown> implements ViaResolver {
 
   /** @internal the live table, or undefined when the registry is not running */
   current(): RegistryTable<K, V> | undefined {
-    const t = this.fixed ?? (this.name !== undefined ? (tablesOf(this.core).get(this.name) as RegistryTable<K, V> | undefined) : undefined);
-    return t !== undefined && t.alive ? t : undefined;
+    let t = this.fixed ?? (this.name !== undefined ? (tablesOf(this.core).get(this.name) as RegistryTable<K, V> | undefined) : undefined);
+    // a named registry of another scheduler thread: this thread's replica (made on first use)
+    if (t === undefined && this.name !== undefined) t = replicaByName(this.core, this.name, makeReplica) as RegistryTable<K, V> | undefined;
+    if (t === undefined || !t.alive) return undefined;
+    return t.remote === null || t.remote.live() ? t : undefined;
   }
 
   /** @internal the live table; `NoProcError` when the registry is not running */
@@ -313,11 +456,16 @@ export class RegistryRef<K = unknown, V = unknown> implements ViaResolver {
 
   /** `ViaResolver`: removes a unique key. */
   unregisterName(key: unknown): void {
-    const t = this.current();
-    if (t === undefined || !t.unique) return;
-    const e = t.uniq.get(key as K);
-    if (e !== undefined) t.removeKey(e.pid, key as K);
+    this.current()?.unregisterName(key as K);
   }
+}
+
+/** A replica of a registry owned by another thread, from the owner's snapshot. */
+function makeReplica(reg: Pid, snap: Snapshot, link: RemoteLink): RegistryTable<unknown, unknown> {
+  const t = new RegistryTable<unknown, unknown>(link.plane.core, reg, { keys: snap.keys, partitions: snap.partitions, meta: snap.meta });
+  t.remote = link;
+  for (const [pid, key, value] of snap.entries) t.insert(pid, key, value);
+  return t;
 }
 
 function viaRegister<K, V>(reg: RegistryRef<K, V>, key: K, pid: Pid, value: V): boolean {
@@ -342,8 +490,10 @@ function registryBehaviour<K, V>(core: NodeCore, opts: RegistryOptions, out: { t
       const t = new RegistryTable<K, V>(core, self.pid, opts);
       const name = opts.name;
       if (name !== undefined) tablesOf(core).set(name, t);
+      ownedTables(core).set(self.pid, t as RegistryTable<unknown, unknown>); // other threads' requests find it here
       self.onExit(() => {
         if (name !== undefined && tablesOf(core).get(name) === t) tablesOf(core).delete(name);
+        ownedTables(core).delete(self.pid);
         t.close();
       });
       out.table = t;
@@ -439,14 +589,14 @@ export const Registry = {
    */
   register<K, V>(self: Process<any>, registry: RegistryRef<K, V>, key: K, value: V): void {
     const t = registry.table();
-    if (self.node !== t.core) throw new BadArgError(`Registry.register: ${self.pid} does not run on the registry's thread (registries are per thread for now)`);
+    if (self.node !== t.core) throw new BadArgError(`Registry.register: ${self.pid} is not a process of the registry handle's scheduler (get a handle on its own thread: Registry.named)`);
     if (!self.alive) return;
     t.register(self, key, value);
   },
 
   /** Removes the calling process's entries under `key` (all of them for duplicate keys); a no-op if none. */
   unregister<K>(self: Process<any>, registry: RegistryRef<K, any>, key: K): void {
-    registry.table().removeKey(self.pid, key);
+    registry.table().unregister(self.pid, key);
   },
 
   /** The entries under `key`: `[pid, value]` pairs. Synchronous. */
@@ -485,11 +635,7 @@ export const Registry = {
   updateValue<K, V>(self: Process<any>, registry: RegistryRef<K, V>, key: K, fn: (old: V) => V): [newValue: V, oldValue: V] | undefined {
     const t = registry.table();
     if (!t.unique) throw new BadArgError("Registry.updateValue: only for unique registries");
-    const e = t.uniq.get(key);
-    if (e === undefined || e.pid !== self.pid) return undefined;
-    const old = e.value;
-    e.value = fn(old);
-    return [e.value, old];
+    return t.update(self.pid, key, fn);
   },
 
   /** Registry metadata under `key`, or `undefined`. */
@@ -499,12 +645,12 @@ export const Registry = {
 
   /** Sets registry metadata. */
   putMeta(registry: RegistryRef<any, any>, key: unknown, value: unknown): void {
-    registry.table().meta.set(key, value);
+    registry.table().writeMeta(key, value, false);
   },
 
   /** Removes registry metadata. */
   deleteMeta(registry: RegistryRef<any, any>, key: unknown): void {
-    registry.table().meta.delete(key);
+    registry.table().writeMeta(key, undefined, true);
   },
 
   /**
