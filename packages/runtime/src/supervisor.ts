@@ -200,6 +200,7 @@ function makeBehaviour(core: NodeCore): GenServerBehaviour<SupState, SupCall, Su
           const r = find(req.id);
           if (!r) return { reply: { error: new CinderError("not_found", `no child ${req.id}`) }, state: st };
           await stopRec(self, r);
+          r.restarting = false; // a pending retry must not bring it back
           if (restartType(r) === "temporary") forget(st, r);
           return { reply: { ok: true }, state: st };
         }
@@ -219,6 +220,7 @@ function makeBehaviour(core: NodeCore): GenServerBehaviour<SupState, SupCall, Su
           const r = find(req.id);
           if (!r) return { reply: { error: new CinderError("not_found", `no child ${req.id}`) }, state: st };
           if (r.pid !== undefined) return { reply: { error: new CinderError("running", `child ${req.id} is running`) }, state: st };
+          if (r.restarting) return { reply: { error: new CinderError("restarting", `child ${req.id} is restarting`) }, state: st };
           forget(st, r);
           return { reply: { ok: true }, state: st };
         }
@@ -238,6 +240,7 @@ function makeBehaviour(core: NodeCore): GenServerBehaviour<SupState, SupCall, Su
     },
 
     async handleInfo(msg, st, self) {
+      if (typeof msg !== "object" || msg === null) return { state: st }; // a stray message: ignore it
       if ("$sup" in msg) {
         const recs = msg.ids.map((id) => st.children.find((r) => r.spec.id === id)).filter((r): r is Rec => r !== undefined && r.restarting);
         if (recs.length === 0) return { state: st };
@@ -314,7 +317,7 @@ export const Supervisor = {
   restartChild(ctx: Context, sup: SupervisorRef | string, id: string): Promise<Pid | undefined> {
     return unwrap(GenServer.call(ctx, sup, { op: "restart_child", id }, Infinity));
   },
-  /** Removes a stopped child's spec; rejects `running` / `not_found`. */
+  /** Removes a stopped child's spec; rejects `running` / `restarting` / `not_found`. */
   deleteChild(ctx: Context, sup: SupervisorRef | string, id: string): Promise<void> {
     return unwrap(GenServer.call(ctx, sup, { op: "delete_child", id }, Infinity));
   },

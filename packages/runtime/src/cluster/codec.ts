@@ -21,13 +21,13 @@
  * import { encodeFrame, decodeFrame, FrameDecodeError } from "@cinder/runtime";
  *
  * const bytes = encodeFrame({ topic: "room:1", seen: new Set(["a", "b"]) });
- * bytes[0]; // 1 (CODEC_VERSION)
- * decodeFrame(bytes); // { topic: "room:1", seen: Set { "a", "b" } }
+ * console.log(bytes[0]); // 1 (CODEC_VERSION)
+ * console.log(decodeFrame(bytes)); // { topic: "room:1", seen: new Set(["a", "b"]) }
  *
  * try {
  *   decodeFrame(new Uint8Array([99, 1, 2]));
  * } catch (e) {
- *   if (e instanceof FrameDecodeError) e.reason; // "unknown-version"
+ *   if (e instanceof FrameDecodeError) console.log(e.reason); // "unknown-version"
  * }
  * ```
  */
@@ -74,7 +74,9 @@ export class FrameEncodeError extends Error {
  *
  * @example
  * ```ts
+ * import { encodeFrame, CODEC_VERSION } from "@cinder/runtime";
  * const frame = encodeFrame(["join", { user: 42n }]);
+ * console.log(frame[0] === CODEC_VERSION); // true
  * ```
  */
 export function encodeFrame(value: unknown): Uint8Array {
@@ -99,7 +101,10 @@ export function encodeFrame(value: unknown): Uint8Array {
  *
  * @example
  * ```ts
+ * import { encodeFrame, decodeFrame } from "@cinder/runtime";
+ * const frame = encodeFrame(["join", { user: 42n }]);
  * const value = decodeFrame(frame) as [string, { user: bigint }];
+ * console.log(value); // ["join", { user: 42n }]
  * ```
  */
 export function decodeFrame(bytes: Uint8Array): unknown {

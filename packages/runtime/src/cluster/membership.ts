@@ -5,13 +5,17 @@
  *
  * @example
  * ```ts
- * const peers = new PeerTable({ downAfterMs: 1000, onEvent: (e) => console.log(e) });
+ * import { PeerTable, type MembershipEvent } from "@cinder/runtime";
+ * const events: MembershipEvent[] = [];
+ * const peers = new PeerTable({ downAfterMs: 100, onEvent: (e) => events.push(e) });
  * peers.start();                       // begins checking for silent peers
  * peers.heartbeat("b", "inc-1");       // -> { type: "up", node: "b", incarnation: "inc-1" }
- * peers.frame("b", "inc-1");           // true: deliver
- * // ...1 s without hearing from b:     -> { type: "down", node: "b", incarnation: "inc-1" }
- * peers.frame("b", "inc-1");           // false: drop until a heartbeat revives it
+ * console.log(peers.frame("b", "inc-1")); // true: deliver
+ * await new Promise((r) => setTimeout(r, 300)); // 100 ms+ without hearing from b -> down
+ * console.log(peers.frame("b", "inc-1")); // false: drop until a heartbeat revives it
  * peers.heartbeat("b", "inc-2");       // restarted -> { type: "up", ..., incarnation: "inc-2" }
+ * peers.stop();
+ * console.log(events.map((e) => `${e.type} ${e.incarnation}`)); // ["up inc-1", "down inc-1", "up inc-2"]
  * ```
  */
 import type { MembershipEvent } from "./transport.js";

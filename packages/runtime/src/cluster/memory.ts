@@ -19,12 +19,15 @@
  *
  * @example
  * ```ts
+ * import { MemoryCluster } from "@cinder/runtime";
  * const cluster = new MemoryCluster({ heartbeatMs: 20, downAfterMs: 100, seed: 7 });
  * const a = cluster.node("a"), b = cluster.node("b");
- * b.onFrame((from, channel, payload) => console.log(from, channel, payload));
+ * const got = new Promise((r) => b.onFrame((from, channel, payload) => r([from, channel, [...payload]])));
+ * const bUp = new Promise((r) => a.onMembership((e) => e.type === "up" && r(e.node)));
  * await a.start(); await b.start();
- * // ...once a sees b up:
+ * console.log(await bUp); // "b" (a sees b up within one heartbeat)
  * a.sendTo("b", "pubsub", new Uint8Array([1, 2, 3]));
+ * console.log(await got); // ["a", "pubsub", [1, 2, 3]]
  * cluster.setFaults({ delayMs: 5, drop: 0.1, duplicate: 0.05 });
  * cluster.partition(["a"], ["b"]);    // both sides see the other down after 100 ms
  * cluster.heal();                     // ...and up again at the next heartbeat

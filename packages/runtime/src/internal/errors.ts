@@ -12,7 +12,11 @@ export type CinderErrorCode =
   | "init_failed"
   | "exit"
   | "noconnection"
-  | "shutdown";
+  | "shutdown"
+  // @cinder/tracker
+  | "already_tracked"
+  | "nopresence"
+  | "conflict";
 
 /**
  * The base class of every typed error Cinder throws or rejects with. `code` says what went

