@@ -67,6 +67,11 @@ export interface StartOptions {
   timeout?: number;
   /** Trap exits from the first instruction. */
   trapExit?: boolean;
+  /**
+   * @internal The parent's pid when the parent is on another scheduler (spawnOn with a link):
+   * a trapped EXIT from it stops the server, as from a local parent.
+   */
+  parentPid?: Pid;
 }
 
 /** Raised by `start` when the name is taken; `pid` is the current owner. */
@@ -103,7 +108,7 @@ function startServer<S, C, R, K, I, A>(
   return new Promise((resolve, reject) => {
     let state: S;
     let started = false;
-    let parentPid: Pid | undefined = parent?.pid;
+    let parentPid: Pid | undefined = parent?.pid ?? opts?.parentPid;
     let initTimer: ReturnType<typeof setTimeout> | undefined;
     let initDone = false;
 
@@ -255,7 +260,7 @@ function startServer<S, C, R, K, I, A>(
         reject(new InitError(label, reason));
       }
     });
-    parentPid = parent?.pid;
+    parentPid = parent?.pid ?? opts?.parentPid;
   });
 }
 

@@ -26,6 +26,8 @@ export interface SpawnOnOptions {
   /** Register a name (node-wide). */
   name?: string;
   trapExit?: boolean;
+  /** GenServer init timeout in ms (kind `genserver`). */
+  timeout?: number;
 }
 
 /** @internal implemented by CinderNode */
@@ -54,7 +56,7 @@ export async function spawnOn<M = unknown>(ctx: Context, placement: Placement, r
   const core = coreOf(ctx);
   const link = opts.link;
   const watcher = opts.monitor;
-  const req: SpawnRequest = { module: moduleUrl(ref.module), export: ref.export, args, kind: opts.kind ?? "process", name: opts.name, trapExit: opts.trapExit, label: ref.export };
+  const req: SpawnRequest = { module: moduleUrl(ref.module), export: ref.export, args, kind: opts.kind ?? "process", name: opts.name, trapExit: opts.trapExit, label: ref.export, timeout: opts.timeout };
   if (link) {
     if (!link.alive) throw new CinderError("noproc", `spawnOn: linking process ${link.pid} is dead`);
     req.link = link.pid;

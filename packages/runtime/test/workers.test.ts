@@ -130,7 +130,7 @@ describe("worker schedulers", () => {
 
   it("the watchdog reports a blocked thread with the pid of the spinning actor", async () => {
     const reports: BlockedReport[] = [];
-    node = await startNode({ schedulers: 2, logger: silentLogger, workers: { watchdog: { blockedAfterMs: 200, heartbeatMs: 20, action: "restart" }, onBlocked: (r) => reports.push(r) } });
+    node = await startNode({ schedulers: 2, logger: silentLogger, workers: { watchdog: { blockedAfterMs: 600, heartbeatMs: 20, action: "restart" }, onBlocked: (r) => reports.push(r) } });
     const { pid } = await spawnOn(node, 1, ref("spinner"), []);
     const me = node.process();
     const mref = me.monitor(pid);

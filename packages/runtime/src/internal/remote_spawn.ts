@@ -35,6 +35,42 @@ export interface SpawnRequest {
   name?: string;
   label?: string;
   trapExit?: boolean;
+  /** GenServer init timeout (ms) */
+  timeout?: number;
+}
+
+/** @internal an error as it crosses threads (its class is restored on arrival) */
+export interface WireError {
+  $error: true;
+  name: string;
+  message: string;
+  code?: string;
+  reason?: unknown;
+  pid?: string;
+  stack?: string;
+}
+
+/** @internal */
+export function toWire(e: unknown): WireError {
+  const x = e as { name?: string; message?: string; code?: string; reason?: unknown; pid?: string; stack?: string };
+  let reason: unknown = x?.reason;
+  try {
+    structuredClone(reason);
+  } catch {
+    reason = String(reason);
+  }
+  return { $error: true, name: x?.name ?? "Error", message: x?.message ?? String(e), code: x?.code, reason, pid: x?.pid, stack: x?.stack };
+}
+
+/** @internal rebuilds a typed error that crossed a thread */
+export function fromWire(w: WireError, classes: Record<string, new (...a: never[]) => Error>): Error {
+  const C = classes[w.name] ?? Error;
+  const e = Object.create(C.prototype) as Error & Record<string, unknown>;
+  Object.assign(e, { name: w.name, message: w.message, stack: w.stack });
+  if (w.code !== undefined) e.code = w.code;
+  if (w.reason !== undefined) e.reason = w.reason;
+  if (w.pid !== undefined) e.pid = w.pid;
+  return e;
 }
 
 let tsxRegistered: Promise<void> | null = null;
@@ -64,7 +100,7 @@ export async function spawnHere(core: NodeCore, req: SpawnRequest): Promise<Pid>
   const exp = mod[req.export];
   if (exp === undefined) throw new BadArgError(`spawn: ${req.module} has no export ${req.export}`);
   if (req.kind === "genserver") {
-    const pid = await GenServer.start(core, exp as never, req.args[0] as never, { name: req.name, trapExit: req.trapExit });
+    const pid = await GenServer.start(core, exp as never, req.args[0] as never, { name: req.name, trapExit: req.trapExit, parentPid: req.link, timeout: req.timeout });
     attach(core, pid, req);
     return pid;
   }

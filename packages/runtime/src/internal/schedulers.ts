@@ -22,7 +22,21 @@ import { Mesh } from "./mesh.js";
 import type { NodeCore } from "./node_core.js";
 import type { SchedulerStats } from "./scheduler.js";
 import type { WorkerApi, WorkerInit } from "./worker_main.js";
-import { spawnHere, type SpawnRequest } from "./remote_spawn.js";
+import { fromWire, spawnHere, type SpawnRequest, type WireError } from "./remote_spawn.js";
+
+async function errorClasses(): Promise<Record<string, new (...a: never[]) => Error>> {
+  const errors = await import("./errors.js");
+  const gs = await import("../gen_server.js");
+  return {
+    CinderError: errors.CinderError,
+    NoProcError: errors.NoProcError,
+    TimeoutError: errors.TimeoutError,
+    BadArgError: errors.BadArgError,
+    ExitError: errors.ExitError,
+    InitError: gs.InitError,
+    AlreadyStartedError: gs.AlreadyStartedError,
+  } as never;
+}
 import type { Pid } from "./types.js";
 import { CinderError } from "./errors.js";
 import { RegistryPlane } from "./registry_replica.js";
@@ -71,6 +85,10 @@ interface Slot {
   lastBeatAt: number;
   reported: boolean;
   ready: Promise<void>;
+  /** true once the thread answered and ran its inits (the watchdog judges only ready threads) */
+  isReady: boolean;
+  /** rejects `ready` when the thread exits before it got ready */
+  failReady: (e: Error) => void;
   stopping: boolean;
   /** answers the name claims queued on `namePort` now (while this thread blocks in a registry request) */
   serveNames?: () => void;
@@ -115,6 +133,10 @@ export class WorkerSchedulers {
     this.mesh = new Mesh(core);
     core.router = this.mesh;
     core.threads.link = this.mesh;
+    core.threads.on("cinder.names.release", (d) => {
+      const { name, pid } = d as { name: string; pid: Pid };
+      core.releaseForRemote(name, pid);
+    });
     this.mesh.incs[0] = "a";
     core.onNameChange = (name, pid) => this.mesh.controlAll({ c: "name", name, pid });
     this.registry = RegistryPlane.install(core, this.mesh, 0, count);
@@ -127,7 +149,7 @@ export class WorkerSchedulers {
   async start(): Promise<void> {
     for (let i = 1; i < this.count; i++) this.generation[i] = 0;
     for (let i = 1; i < this.count; i++) this.launch(i);
-    await Promise.all(this.slots.filter(Boolean).map((s) => s!.ready));
+    for (let i = 1; i < this.count; i++) await this.ready(i);
     this.watchdog = setInterval(() => this.checkHeartbeats(), Math.max(10, Math.floor(this.wd.heartbeatMs)));
     this.watchdog.unref();
   }
@@ -195,8 +217,14 @@ export class WorkerSchedulers {
       reported: false,
       stopping: false,
       ready: Promise.resolve(),
+      isReady: false,
+      failReady: () => {},
     };
-    slot.ready = Promise.all([api.ping(), ...connects]).then(async () => {
+    const exited = new Promise<never>((_, reject) => {
+      slot.failReady = reject;
+    });
+    exited.catch(() => {});
+    const starting = Promise.all([api.ping(), ...connects]).then(async () => {
       for (const t of this.inits) {
         try {
           await api.init(t.url, t.export, t.args);
@@ -207,6 +235,12 @@ export class WorkerSchedulers {
       // tell the others the new incarnation is live
       for (let j = 1; j < this.count; j++) if (j !== index && this.slots[j] && !this.slots[j]!.stopping) this.mesh.control(j, { c: "up", index, inc });
     });
+    slot.ready = Promise.race([starting, exited]).then(() => {
+      slot.isReady = true;
+      slot.lastBeat = Atomics.load(slot.hb, 0);
+      slot.lastBeatAt = performance.now();
+    });
+    slot.ready.catch(() => {});
     const onName = (m: { op: "claim" | "release" | "log"; name: string; pid: Pid; level: "error" | "warn" | "info"; message: string; meta?: Record<string, unknown> }) => {
       if (m.op === "log") {
         this.core.logger[m.level](`[scheduler ${index}] ${m.message}`, m.meta);
@@ -233,6 +267,7 @@ export class WorkerSchedulers {
   private onExit(slot: Slot, code: number): void {
     if (this.slots[slot.index] !== slot) return;
     const reason = slot.stopping ? "shutdown" : `thread exited with code ${code}`;
+    slot.failReady(new CinderError("noconnection", `scheduler ${slot.index} exited before it was ready`));
     this.slots[slot.index] = undefined;
     slot.namePort.close();
     slot.ctlPort.close();
@@ -249,7 +284,7 @@ export class WorkerSchedulers {
   private checkHeartbeats(): void {
     const now = performance.now();
     for (const s of this.slots) {
-      if (!s || s.stopping) continue;
+      if (!s || s.stopping || !s.isReady) continue;
       const beat = Atomics.load(s.hb, 0);
       if (beat !== s.lastBeat) {
         s.lastBeat = beat;
@@ -302,8 +337,12 @@ export class WorkerSchedulers {
       slot = this.slots[index];
     }
     if (slot === undefined) throw new CinderError("noconnection", `scheduler ${index} is down`);
-    await slot.ready;
-    return slot.api.spawn(req);
+    await this.ready(index);
+    slot = this.slots[index];
+    if (slot === undefined) throw new CinderError("noconnection", `scheduler ${index} is down`);
+    const r = await slot.api.spawn(req);
+    if (typeof r === "object" && r !== null && (r as WireError).$error) throw fromWire(r as WireError, await errorClasses());
+    return r as Pid;
   }
 
   private readonly inits: Array<{ url: string; export: string; args: unknown[] }> = [];
@@ -334,8 +373,20 @@ export class WorkerSchedulers {
 
   /** Waits until scheduler `index` is up (after a restart). */
   async ready(index: number): Promise<void> {
-    for (let i = 0; i < 500 && !this.slots[index]; i++) await new Promise((r) => setTimeout(r, 10));
-    await this.slots[index]?.ready;
+    const deadline = performance.now() + 30_000;
+    while (!this.stopped && performance.now() < deadline) {
+      const s = this.slots[index];
+      if (s === undefined) {
+        await new Promise((r) => setTimeout(r, 10));
+        continue;
+      }
+      try {
+        await s.ready;
+        return;
+      } catch {
+        // the thread died while starting: its replacement is being launched
+      }
+    }
   }
 
   /** Per-scheduler statistics, main thread first. */

@@ -13,7 +13,7 @@ import * as Comlink from "comlink";
 import { nodeEndpoint } from "./comlink_node.js";
 import { NodeCore } from "./node_core.js";
 import { Mesh } from "./mesh.js";
-import { loadModule, spawnHere, type SpawnRequest } from "./remote_spawn.js";
+import { loadModule, spawnHere, toWire, type SpawnRequest, type WireError } from "./remote_spawn.js";
 import type { Pid } from "./types.js";
 import type { SchedulerStats } from "./scheduler.js";
 import { consoleLogger } from "./logger.js";
@@ -43,7 +43,7 @@ export interface WorkerInit {
 
 /** What the main thread can ask a worker scheduler. */
 export interface WorkerApi {
-  spawn(req: SpawnRequest): Promise<Pid>;
+  spawn(req: SpawnRequest): Promise<Pid | WireError>;
   init(url: string, exportName: string, args: unknown[]): Promise<void>;
   loadModule(url: string): Promise<string[]>;
   stats(): SchedulerStats & { mailboxes: Array<{ pid: Pid; length: number; highWater: number }> };
@@ -87,7 +87,8 @@ core.nameAuthority = {
     return Atomics.load(flag, 1) === 0 ? undefined : ("(another process)" as Pid);
   },
   release(name, pid) {
-    init.namePort.postMessage({ op: "release", name, pid });
+    // on the data plane, so the main thread frees the name before it sees this process's DOWN
+    if (!mesh.service(0, "cinder.names.release", { name, pid })) init.namePort.postMessage({ op: "release", name, pid });
   },
 };
 
@@ -105,7 +106,7 @@ const beat = setInterval(() => {
 }, Math.max(5, init.heartbeatMs));
 
 const api: WorkerApi = {
-  spawn: (req) => spawnHere(core, req),
+  spawn: (req) => spawnHere(core, req).catch((e: unknown) => toWire(e)),
   async init(url, exportName, args) {
     const mod = await loadModule(url);
     const fn = mod[exportName];

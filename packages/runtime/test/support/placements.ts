@@ -9,7 +9,7 @@
  * worker scheduler 1 by module + export (`spawnOn` / `startGenServerOn`); adding it to
  * `placements` runs every case across threads, unchanged.
  */
-import { GenServer, spawnOn, startGenServerOn, startNode, type CinderNode, type Context, type Pid, type Process, type ServerRef, type SpawnOptions, type StartNodeOptions, type StartOptions } from "@cinder/runtime";
+import { AlreadyStartedError, GenServer, spawnOn, startGenServerOn, startNode, type CinderNode, type Context, type Pid, type Process, type ServerRef, type SpawnOptions, type StartNodeOptions, type StartOptions } from "@cinder/runtime";
 import { actors, servers, type ActorArgs, type ActorName, type ServerArgs, type ServerFixture } from "./fixtures.js";
 
 export interface Placement {
@@ -52,8 +52,19 @@ export const otherScheduler: Placement = {
   startNode: (opts) => startNode({ ...opts, schedulers: 2 }),
   spawnAt: async (node, actor, args, opts) => (await spawnOn(node, 1, { module: FIXTURES, export: actor }, [args], { name: opts?.name, trapExit: opts?.trapExit })).pid,
   spawnLinkAt: async (parent, actor, args, opts) => (await spawnOn(parent, 1, { module: FIXTURES, export: actor }, [args], { link: parent, name: opts?.name, trapExit: opts?.trapExit })).pid,
-  startServerAt: (ctx, server, args, opts) => startGenServerOn(ctx, 1, { module: FIXTURES, export: server }, args, { name: typeof opts?.name === "string" ? opts.name : undefined, trapExit: opts?.trapExit }),
-  startServerLinkAt: (parent, server, args, opts) => startGenServerOn(parent, 1, { module: FIXTURES, export: server }, args, { link: parent, name: typeof opts?.name === "string" ? opts.name : undefined, trapExit: opts?.trapExit }),
+  // a via registry is an object of the caller's thread: the server starts on the worker, then
+  // the caller registers it with the via registry (what GenServer.start does locally)
+  startServerAt: async (ctx, server, args, opts) => {
+    const pid = await startGenServerOn(ctx, 1, { module: FIXTURES, export: server }, args, { name: typeof opts?.name === "string" ? opts.name : undefined, trapExit: opts?.trapExit, timeout: opts?.timeout });
+    const via = opts?.name;
+    if (via !== undefined && typeof via === "object" && !via.via.registerName(via.name, pid)) {
+      const core = "pid" in ctx ? ctx.node : ctx;
+      core.exit(pid, "kill");
+      throw new AlreadyStartedError(String(via.name), via.via.whereisName(via.name)!);
+    }
+    return pid;
+  },
+  startServerLinkAt: (parent, server, args, opts) => startGenServerOn(parent, 1, { module: FIXTURES, export: server }, args, { link: parent, name: typeof opts?.name === "string" ? opts.name : undefined, trapExit: opts?.trapExit, timeout: opts?.timeout }),
 };
 
-export const placements: Placement[] = [sameScheduler];
+export const placements: Placement[] = [sameScheduler, otherScheduler];
