@@ -8,6 +8,11 @@
 // Subscribe: clock from the first "go" until every acknowledgement; bytes per subscription =
 // heapUsed delta after forced GC (processes already spawned before) / count.
 // Cleanup: subscribers killed in a loop; clock from the first kill until the table count is 0.
+// Cross-scheduler fan-out: a node with BENCH_SCHEDULERS (default 4) scheduler threads, the
+// subscribers spread evenly over all of them (one "crowd" actor per worker thread spawns its
+// share there), the broadcaster on the main thread: each broadcast is dispatched to the main
+// thread's share at once and crosses once to each worker thread (one envelope per thread,
+// cloned by postMessage), which fans it out locally. Clock: first broadcast -> last "done".
 // Cross-node: node "bench" (this process) ↔ node "echo" (a child OS process) over a real
 // redis-server on a free loopback port; sequential ping → echo → pong round trips.
 //
@@ -20,9 +25,10 @@ import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
+import { availableParallelism } from "node:os";
 import { Suite, gc, now, tick, median } from "./lib.mjs";
 
-const { startNode, silentLogger } = await import("../packages/runtime/dist/index.js");
+const { startNode, silentLogger, spawnOn } = await import("../packages/runtime/dist/index.js");
 const { PubSub, clusterAdapter } = await import("../packages/pubsub/dist/index.js");
 
 const S = new Suite("pubsub", { runs: Number(process.env.BENCH_RUNS ?? 3) });
@@ -160,6 +166,40 @@ async function cleanup(count, manyTopics) {
   return ms;
 }
 
+/** Fan-out with subscribers on every scheduler thread (see the header). */
+async function fanoutThreads(schedulers, subs, broadcasts) {
+  const node = await startNode({ name: "bench", schedulers, logger: silentLogger });
+  const ps = await PubSub.start(node, { name: "ps" });
+  const per = Math.floor(subs / schedulers);
+  const me = node.process();
+  const mod = new URL("./fixtures/pubsub_actors.mjs", import.meta.url);
+  for (let s = 1; s < schedulers; s++) await spawnOn(node, s, { module: mod, export: "crowd" }, ["ps", "bench:hot", per, broadcasts, me.pid]);
+  // the main thread's share
+  let finished = 0;
+  for (let i = 0; i < per; i++) {
+    let c = 0;
+    const pid = node.spawn({
+      handle() {
+        if (++c === broadcasts && ++finished === per) node.send(me.pid, "done");
+      },
+    });
+    PubSub.subscribe(node.lookup(pid), ps, "bench:hot");
+  }
+  for (let s = 1; s < schedulers; s++) if ((await me.receive({ timeout: 30_000 })) !== "ready") throw new Error("crowd not ready");
+  await gc();
+  let loopMs = 0;
+  const t0 = now();
+  node.spawn((self) => {
+    for (let k = 0; k < broadcasts; k++) PubSub.broadcast(self, ps, "bench:hot", { msg: "x", k });
+    loopMs = now() - t0;
+  });
+  for (let s = 0; s < schedulers; s++) if ((await me.receive({ timeout: 120_000 })) !== "done") throw new Error("fan-out did not finish");
+  const wall = now() - t0;
+  const f = PubSub.stats(ps).fabric;
+  await node.stop();
+  return { wall, loopMs, rate: (per * schedulers * broadcasts) / (wall / 1000), envelopes: f.envelopesOut.reduce((a, b) => a + b, 0) };
+}
+
 // ---- Redis: a real server on a free loopback port, a child process as the other node ----------
 
 async function freePort() {
@@ -257,6 +297,21 @@ for (const [name, subs, b, ref] of fanCases) {
   });
 }
 {
+  const threads = Number(process.env.BENCH_SCHEDULERS ?? 4);
+  for (const [subs, b] of [
+    [sc(10_000), sc(1000)],
+    [sc(100_000), 100],
+  ]) {
+    const name = `cross-scheduler fan-out (${threads} schedulers) 1 topic × ${subs >= 1000 ? `${subs / 1000}k` : subs} subscribers spread over all × ${b} broadcasts`;
+    if (!want(name)) continue;
+    await S.measure(name, async () => {
+      const r = await fanoutThreads(threads, subs, b);
+      await gc();
+      return { "deliveries/s": [r.rate, "/s"], wall: [r.wall, "ms"], "broadcast loop": [r.loopMs, "ms"], "envelopes per broadcast": [r.envelopes / b, ""] };
+    });
+  }
+}
+{
   const name = "fan-out 100k topics × 1 subscriber, 1 broadcast each";
   if (want(name))
     await S.measure(name, async () => {
@@ -318,6 +373,7 @@ for (const [name, n, many, ref] of [
     });
 }
 S.note("fan-out: clock from the first broadcast until the last subscriber counted all its messages; the broadcast loop row is the broadcaster alone (every delivery is enqueued by then: one thread).");
+S.note(`cross-scheduler fan-out: ${Number(process.env.BENCH_SCHEDULERS ?? 4)} scheduler threads on a machine with ${availableParallelism()} CPUs; subscribers split evenly (main thread included); the broadcaster sends one envelope per worker thread per broadcast (the envelopes row), each thread fans out to its share.`);
 S.note("subscribe: from the first 'go' until every acknowledgement (the go loop included); bytes = heapUsed delta after forced GC / count (processes spawned before the baseline).");
 S.note("cleanup: kill loop until the table count reaches 0 (removal runs while each exit is processed, O(its topics)).");
 S.note("cross-node: sequential ping→echo→pong through one redis-server on loopback (both nodes and Redis share the machine); first 100 round trips dropped as warm-up.");

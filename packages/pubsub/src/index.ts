@@ -27,6 +27,7 @@ import type { TableStats, TopicTableStats } from "./internal/local_table.js";
 import { resolveOptions, type PubSubOptions } from "./internal/options.js";
 import type { OverflowPolicy } from "./internal/overflow.js";
 import { treeOptions } from "./internal/tree.js";
+import type { ThreadPartStats } from "./internal/thread_part.js";
 
 export { BroadcastError, PubSubOptionError, type BroadcastFailure } from "./internal/errors.js";
 export { registerDispatcher, type Dispatcher, type DispatchContext, type SubscriberEntry } from "./internal/dispatch.js";
@@ -36,6 +37,8 @@ export type { OverflowPolicy } from "./internal/overflow.js";
 export type { PubSubOptions } from "./internal/options.js";
 export type { TableStats, TopicTableStats } from "./internal/local_table.js";
 export type { FabricStats } from "./internal/fabric.js";
+/** @internal the thread init of the worker parts (internal/thread.ts loads it by package name) */
+export { threadInit as __threadInit } from "./internal/thread_part.js";
 
 /**
  * A handle on a PubSub instance of one node. It stays valid across restarts of the instance's
@@ -106,6 +109,18 @@ export interface PubSubStats {
   lanes: Array<{ lane: number; pid: Pid; queue: number; frames: number; dropped: number }>;
   laneDrops: number;
   adapter: AdapterStats | null;
+  /**
+   * Traffic between this thread's part and the other scheduler threads' parts: thread-service
+   * messages sent and received (hops, interest reports, control; not stats requests), and
+   * broadcasts for other nodes handed to (worker) or taken from (main thread) another thread.
+   */
+  threads: { messagesOut: number; messagesIn: number; forwardsOut: number; forwardsIn: number; forwardErrors: number };
+}
+
+/** `PubSub.nodeStats`: the counters of every scheduler thread of the node. */
+export interface PubSubNodeStats extends PubSubStats {
+  /** per worker thread: its thread-service traffic (`threads` of its part) */
+  workers: Array<{ scheduler: number; messagesOut: number; messagesIn: number; forwardsOut: number }>;
 }
 
 type PubSubName = PubSubRef | string;
@@ -157,11 +172,15 @@ function publish(ctx: Context, pubsub: PubSubName, topic: string, msg: unknown, 
   checkTopic(topic);
   const d = dispatcher === undefined ? null : checkDispatcher(dispatcher);
   let err: BroadcastError | null = null;
+  let forwardLane = -1;
   if (toOthers && inst.opts.adapter !== undefined) {
-    const a = inst.adapter;
-    err = a !== null ? a.broadcast(topic, msg, d, laneOf(ctx, inst)) : notRunning(inst, topic);
+    if (inst.forward) forwardLane = laneOf(ctx, inst); // a worker thread: through the main thread, with the hops
+    else {
+      const a = inst.adapter;
+      err = a !== null ? a.broadcast(topic, msg, d, laneOf(ctx, inst)) : notRunning(inst, topic);
+    }
   }
-  const local = inst.dispatchLocal(schedOf(ctx), topic, msg, from, d);
+  const local = inst.dispatchLocal(schedOf(ctx), topic, msg, from, d, forwardLane);
   return err === null && local === null ? "ok" : (BroadcastError.merge(err, local) as BroadcastError);
 }
 
@@ -199,8 +218,10 @@ function direct(ctx: Context, pubsub: PubSubName, node: string, topic: string, m
 export const PubSub = {
   /**
    * Starts an instance (its supervision tree, not linked to the caller) and resolves with its
-   * handle. Rejects with `PubSubOptionError` for a missing `name` or a bad option, and with
-   * `AlreadyStartedError` if the name is taken on this node.
+   * handle. Call it on the main thread: on a node with worker scheduler threads it installs the
+   * instance's part on each of them (now and whenever a thread starts or restarts), and resolves
+   * once every running thread has its table. Rejects with `PubSubOptionError` for a missing
+   * `name` or a bad option, and with `AlreadyStartedError` if the name is taken on this node.
    */
   async start(ctx: Context, opts: PubSubOptions): Promise<PubSubRef> {
     const o = resolveOptions(opts);
@@ -236,9 +257,11 @@ export const PubSub = {
   },
 
   /**
-   * Subscribes the calling process `self` to `topic`. Synchronous: no message, no await; the
-   * entry is visible to every broadcast of this node that starts after the call. Subscribing
-   * twice makes two entries (two deliveries). Returns "ok".
+   * Subscribes the calling process `self` to `topic`, in the table of its own scheduler (on
+   * whichever thread it runs). Synchronous: no message, no await; the entry is visible to every
+   * broadcast of this node, from any scheduler, that starts after the call. Subscribing twice
+   * makes two entries (two deliveries). Returns "ok". On a worker thread name the instance by
+   * its name (`PubSub.subscribe(self, "chat", topic)`).
    */
   subscribe(self: Process<any>, pubsub: PubSubName, topic: string, opts?: SubscribeOptions): "ok" {
     if (!(self instanceof Process)) throw new BadArgError("subscribe: self must be the calling process");
@@ -262,7 +285,10 @@ export const PubSub = {
    * Sends `msg` to every subscriber of `topic` on every node: other nodes through the adapter
    * (only those with subscribers), then this node (the caller's scheduler at once, one hop per
    * other scheduler with subscribers). Returns "ok", or a `BroadcastError` naming what could not
-   * be reached (local delivery still happened).
+   * be reached (local delivery still happened). From a worker thread, the part for other nodes
+   * goes through the main thread's adapter: the result reports what the worker can see at once
+   * (a message that cannot be cloned, the adapter not running); a transport or encode error on
+   * the main thread is counted (`stats(ps).threads.forwardErrors` there) and logged.
    */
   broadcast(ctx: Context, pubsub: PubSubName, topic: string, msg: unknown, dispatcher?: string): BroadcastResult {
     return publish(ctx, pubsub, topic, msg, dispatcher, null, true);
@@ -313,7 +339,10 @@ export const PubSub = {
     return resolve(null, pubsub).nodeName();
   },
 
-  /** The entries of `topic` on this node (every in-thread scheduler), as `{ pid, metadata }`. */
+  /**
+   * The entries of `topic` in the tables of the calling thread (on the main thread: its own
+   * scheduler's), as `{ pid, metadata }`. Worker threads' tables: `nodeStats` counts them.
+   */
   subscribers(pubsub: PubSubRef, topic: string): SubscriberEntry[] {
     const inst = resolve(null, pubsub);
     const out: SubscriberEntry[] = [];
@@ -321,14 +350,14 @@ export const PubSub = {
     return out;
   },
 
-  /** The topics `pid` is subscribed to on this node. */
+  /** The topics `pid` is subscribed to (a pid's entries live on its own scheduler's table: ask on its thread). */
   topicsOf(pubsub: PubSubRef, pid: Pid): string[] {
     const out: string[] = [];
     for (const t of resolve(null, pubsub).tables()) out.push(...t.topicsOf(pid));
     return out;
   },
 
-  /** Counters of one topic on this node, summed over schedulers. */
+  /** Counters of one topic in the tables of the calling thread. */
   topicStats(pubsub: PubSubRef, topic: string): TopicTableStats {
     const s: TopicTableStats = { subscriptions: 0, subscribers: 0, delivered: 0, droppedNewest: 0, droppedOldest: 0, slowConsumerExits: 0, highWater: 0 };
     for (const t of resolve(null, pubsub).tables()) {
@@ -344,7 +373,11 @@ export const PubSub = {
     return s;
   },
 
-  /** Counters of the instance on this node. */
+  /**
+   * Counters of the instance as the calling thread sees them: its own table(s), the node-wide
+   * hop and interest counters it keeps, the adapter (main thread). `nodeStats` adds every
+   * worker thread's table.
+   */
   stats(pubsub: PubSubRef): PubSubStats {
     const inst = resolve(null, pubsub);
     const gen = inst.gen;
@@ -373,12 +406,56 @@ export const PubSub = {
       lanes,
       laneDrops: lanes.reduce((n, l) => n + l.dropped, 0) + inst.laneless,
       adapter: inst.adapter?.stats() ?? null,
+      threads: { messagesOut: inst.threadMsgsOut, messagesIn: inst.threadMsgsIn, forwardsOut: inst.forwardsOut, forwardsIn: inst.forwardsIn, forwardErrors: inst.forwardErrors },
     };
   },
 
   /**
+   * Counters of the instance on every scheduler thread of the node: `stats` of the main thread,
+   * with the table rows, topics and hop counters of the worker threads' parts merged in (they
+   * are asked with one thread-service message each; a thread that does not answer within
+   * `timeoutMs` is left out). Without worker threads, the same as `stats`.
+   */
+  async nodeStats(pubsub: PubSubRef, timeoutMs = 2000): Promise<PubSubNodeStats> {
+    const inst = resolve(null, pubsub);
+    const parts: ThreadPartStats[] = inst.parts === null ? [] : await inst.parts.collect(timeoutMs);
+    const out: PubSubNodeStats = { ...PubSub.stats(pubsub), workers: [] };
+    const fabric = inst.gen?.fabric;
+    const topics = new Set<string>();
+    for (const t of inst.tables()) for (const k of t.topics.keys()) topics.add(k);
+    for (const p of parts) {
+      out.workers.push({ scheduler: p.scheduler, messagesOut: p.threadMsgsOut, messagesIn: p.threadMsgsIn, forwardsOut: p.forwardsOut });
+      for (const k of p.topics) topics.add(k);
+      if (p.table !== null) out.schedulers.push({ ...p.table, interest: fabric?.interestOf(p.scheduler) ?? 0 });
+      if (p.fabric !== null && out.fabric !== null && p.fabric.schedulers === out.fabric.schedulers) {
+        const f = out.fabric;
+        for (let i = 0; i < f.schedulers; i++) {
+          f.envelopesOut[i]! += p.fabric.envelopesOut[i]!;
+          f.envelopesIn[i]! += p.fabric.envelopesIn[i]!;
+          f.wastedHops[i]! += p.fabric.wastedHops[i]!;
+        }
+        f.cloneFailures += p.fabric.cloneFailures;
+      }
+    }
+    out.schedulers.sort((a, b) => a.scheduler - b.scheduler);
+    const sum = (k: keyof TableStats) => out.schedulers.reduce((n, r) => n + (r[k] as number), 0);
+    out.topics = topics.size;
+    out.subscriptions = sum("subscriptions");
+    out.subscribers = sum("subscribers");
+    out.delivered = sum("delivered");
+    out.droppedNewest = sum("droppedNewest");
+    out.droppedOldest = sum("droppedOldest");
+    out.slowConsumerExits = sum("slowConsumerExits");
+    out.dispatcherErrors = sum("dispatcherErrors");
+    out.removalVisits = sum("removalVisits");
+    return out;
+  },
+
+  /**
    * Resolves once every node currently up has acknowledged this node's interest (so broadcasts
-   * from them reach subscriptions made before the call). Immediate without a cluster adapter.
+   * from them reach subscriptions made before the call). Immediate without a cluster adapter,
+   * and on a worker thread: call it on the main thread, which learns a worker's new topics one
+   * thread hop after the subscribe (in order with that worker's other messages to it).
    */
   async synced(pubsub: PubSubRef, timeoutMs = 5000): Promise<void> {
     const a = resolve(null, pubsub).adapter;

@@ -1,9 +1,10 @@
 /**
- * The per-scheduler seam (PUBSUB.md 2.1, 2.2, 2.6): tables per scheduler, one hop per scheduler
- * with subscribers. These run on in-thread schedulers (`addSchedulers`): real tables, real
- * shared interest counters, real batched hops — the hop transport is a direct call today and a
- * data-plane post once worker threads host the tables (see src/internal/fabric.ts).
- * P21, P23 (across schedulers), P26, P27, P28, P38, P41 (clone).
+ * Unit tests of the per-scheduler seam (PUBSUB.md 2.1, 2.2, 2.6) on in-thread schedulers
+ * (`addSchedulers`): real tables, real shared interest counters, real batched hops, all on one
+ * thread, so counts and timings are exact and every step can be observed synchronously (a
+ * hop in flight, an exit racing it). The same checklist items on real worker threads are in
+ * threads.test.ts; these stay as the seam's unit tests (P21, P23, P26, P27, P28, P38, P41 (clone),
+ * marked "in-thread seam").
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger, startNode, type CinderNode, type Process } from "@cinder/runtime";
@@ -11,7 +12,7 @@ import { BroadcastError, PubSub, type PubSubRef } from "@cinder/pubsub";
 import { addSchedulers, drain, idleOn, receiveN, tick } from "./support/harness.js";
 import type { Scheduler } from "../../runtime/src/internal/scheduler.js";
 
-describe("scheduler fabric (in-thread schedulers 0–3)", () => {
+describe("scheduler fabric seam (in-thread schedulers 0–3)", () => {
   let node: CinderNode;
   let ps: PubSubRef;
   let s: Scheduler[];
@@ -26,7 +27,7 @@ describe("scheduler fabric (in-thread schedulers 0–3)", () => {
   const fab = () => ps.inst.gen!.fabric;
   const messagesIn = () => s.map((x) => x.messagesIn);
 
-  it("P26 subscribe and unsubscribe send no cross-thread message", async () => {
+  it("P26 (in-thread seam) subscribe and unsubscribe send no cross-thread message", async () => {
     const before = { env: [...fab().envelopesOut], msgs: messagesIn() };
     const ps1 = idleOn(s[1]!);
     const ps2 = idleOn(s[2]!);
@@ -42,7 +43,7 @@ describe("scheduler fabric (in-thread schedulers 0–3)", () => {
     expect(ps.inst.tables().map((t) => t.subscriptions)).toEqual([0, 50, 100, 0]);
   });
 
-  it("P27 a broadcast to subscribers on k other schedulers sends exactly k envelopes, whatever their number; none elsewhere", async () => {
+  it("P27 (in-thread seam) a broadcast to subscribers on k other schedulers sends exactly k envelopes, whatever their number; none elsewhere", async () => {
     const subs: Process<any>[] = [];
     for (let i = 0; i < 300; i++) subs.push(idleOn(s[1 + (i % 2)]!)); // schedulers 1 and 2
     for (const p of subs) PubSub.subscribe(p, ps, "fan");
@@ -67,7 +68,7 @@ describe("scheduler fabric (in-thread schedulers 0–3)", () => {
     expect(fab().wastedHops).toEqual([0, 0, 0, 0]);
   });
 
-  it("P28 stress: subscribe on scheduler A, signal the broadcaster on B through C: the broadcast is always delivered", async () => {
+  it("P28 (in-thread seam) stress: subscribe on scheduler A, signal the broadcaster on B through C: the broadcast is always delivered", async () => {
     const A = s[1]!;
     const B = s[2]!;
     const C = s[3]!;
@@ -97,7 +98,7 @@ describe("scheduler fabric (in-thread schedulers 0–3)", () => {
     expect(new Set(got).size).toBe(N);
   });
 
-  it("P21 a subscriber that exits is removed on every scheduler; nothing reaches it after its exit", async () => {
+  it("P21 (in-thread seam) a subscriber that exits is removed on every scheduler; nothing reaches it after its exit", async () => {
     const p = idleOn(s[2]!);
     const q = idleOn(s[3]!);
     for (const t of ["x", "y"]) {
@@ -119,7 +120,7 @@ describe("scheduler fabric (in-thread schedulers 0–3)", () => {
     expect(drain(q)).toEqual(["after"]);
   });
 
-  it("P23 one sender's messages reach a subscriber in send order across broadcast, broadcastFrom and directBroadcast, locally and across schedulers", async () => {
+  it("P23 (in-thread seam) one sender's messages reach a subscriber in send order across broadcast, broadcastFrom and directBroadcast, locally and across schedulers", async () => {
     const here = node.process();
     const there = idleOn(s[2]!);
     const sender = idleOn(s[1]!);
@@ -138,7 +139,7 @@ describe("scheduler fabric (in-thread schedulers 0–3)", () => {
     expect(await receiveN(there, N)).toEqual(want);
   });
 
-  it("P38 a scheduler that dies takes its subscriptions with it; others stop hopping to it and keep their own subscribers", async () => {
+  it("P38 (in-thread seam) a scheduler that dies takes its subscriptions with it; others stop hopping to it and keep their own subscribers", async () => {
     const doomed = [idleOn(s[2]!), idleOn(s[2]!)];
     const alive = [idleOn(s[1]!), idleOn(s[3]!), node.process()];
     for (const p of [...doomed, ...alive]) PubSub.subscribe(p, ps, "room");
@@ -155,7 +156,7 @@ describe("scheduler fabric (in-thread schedulers 0–3)", () => {
     expect(fab().interestOf(2)).toBe(0);
   });
 
-  it("P41 a message that cannot be cloned: a typed error names the schedulers; the sender's scheduler still gets it; nothing is half-sent", async () => {
+  it("P41 (in-thread seam) a message that cannot be cloned: a typed error names the schedulers; the sender's scheduler still gets it; nothing is half-sent", async () => {
     ps.inst.gen!.fabric.cloneHops = true; // as across threads
     const local = node.process();
     const remote1 = idleOn(s[1]!);

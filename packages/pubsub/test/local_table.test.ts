@@ -13,7 +13,8 @@ function emptiness(ps: PubSubRef) {
     topics: tables.reduce((n, t) => n + t.topics.size, 0),
     reverse: tables.reduce((n, t) => n + t.byPid.size, 0),
     subscriptions: tables.reduce((n, t) => n + t.subscriptions, 0),
-    interestCounters: tables.reduce((n, t) => n + inst.gen!.fabric.interestOf(t.scheduler), 0),
+    // the row totals and the per-slot counters of the shared interest table
+    interestCounters: tables.reduce((n, t) => n + inst.gen!.fabric.interestOf(t.scheduler) + inst.gen!.fabric.slotSum(t.scheduler), 0),
     nodeInterest: inst.gen!.interest?.size ?? 0,
   };
 }

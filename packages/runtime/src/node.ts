@@ -131,7 +131,9 @@ export class CinderNode extends NodeCore {
   async everyThread(ref: ModuleRef, args: unknown[] = []): Promise<void> {
     const t = { url: moduleUrl(ref.module), export: ref.export, args };
     this.threadInits.push(t);
-    if (this.pool) await this.pool.everyThread(t.url, t.export, t.args);
+    // a pool that is starting took its copy of threadInits already: run it there once it is up
+    const pool = this.pool ?? (this.poolStarting ? await this.poolStarting : null);
+    if (pool) await pool.everyThread(t.url, t.export, t.args);
   }
 
   /** Terminates scheduler thread `index` as a crash would (chaos tests); it is restarted. */

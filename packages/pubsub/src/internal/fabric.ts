@@ -2,28 +2,32 @@
  * The seam between the schedulers of one node (PUBSUB.md 2.2): which schedulers have
  * subscribers for a topic, and the one hop a broadcast makes to each of them.
  *
- * **Interest table.** `counts` is an `Int32Array` over a `SharedArrayBuffer`:
- * `counts[slot * size + s]` is the number of topics hashing to `slot` for which scheduler `s`
- * has at least one entry. A table raises its counter (with `Atomics`) *before* `subscribe`
- * returns and lowers it when its last entry for the topic goes, so a broadcast that starts after
- * `subscribe` returned — on any thread — sees the subscriber's scheduler (the visibility rule
- * of 2.2, P28). Two topics sharing a slot cost a wasted hop (counted), never a lost message.
+ * **Interest table.** `counts` is an `Int32Array` over a `SharedArrayBuffer` that every scheduler
+ * thread of the node maps (the main thread creates it per generation of tables and hands it to
+ * the worker threads' parts, internal/thread_part.ts):
+ * - `counts[slot * size + s]`: the number of topics hashing to `slot` for which scheduler `s`
+ *   has at least one entry;
+ * - `counts[slots * size + s]`: the number of topics scheduler `s` has (its row total);
+ * - `counts[slots * size + size]`: the sum of the row totals.
+ * A table raises its counters (with `Atomics`) *before* `subscribe` returns and lowers them when
+ * its last entry for the topic goes, so a broadcast that starts after `subscribe` returned — on
+ * any thread — sees the subscriber's scheduler (the visibility rule of 2.2, P28). Two topics
+ * sharing a slot cost a wasted hop (counted), never a lost message. The totals let a broadcast
+ * skip hashing the topic when no other scheduler has any topic (two loads).
  *
  * **Hops.** A broadcast dispatches the sender's own scheduler's entries synchronously and sends
  * one envelope `{topic, msg, from, dispatcher}` to each *other* scheduler whose counter is
- * non-zero (`forEachSchedulerWithSubscribers`), batched per destination per turn (flushed in a
- * microtask), FIFO per destination. The receiving scheduler dispatches from its own table. The
- * message is cloned once per destination, never per subscriber.
+ * non-zero (`forEachSchedulerWithSubscribers`). The receiving scheduler dispatches from its own
+ * table (`receive`). Two transports:
+ * - a scheduler on another thread: a thread-service message (`Instance.hops`), which the data
+ *   plane batches per destination per turn, in order with the sender's other messages (FIFO per
+ *   sender and subscriber, P23), cloned once per destination by `postMessage`;
+ * - a scheduler on this thread (tests add in-thread schedulers): `hop`, batched here per
+ *   destination per turn and flushed in a microtask; `cloneHops` clones as a thread would.
  *
- * **Today** (one scheduler per node, or in-thread schedulers in tests) every table lives on this
- * thread and a hop is a direct call from the flush. **For worker threads** (the seam):
- * 1. create the `SharedArrayBuffer` once per PubSub instance on the main thread and hand it to
- *    every worker with the instance's name, so all threads share one `counts`;
- * 2. each worker builds its own `LocalTable` and calls `raise`/`lower` on the shared `counts`;
- * 3. replace `deliverHop` with a post on the data plane (`Mesh`): one envelope per destination
- *    scheduler, batched with that turn's traffic; the receiver calls `receiveHop` on its table;
- * 4. on a scheduler's death call `schedulerDown(index)` on every thread (zeroes its column).
- * `forEachSchedulerWithSubscribers` itself needs no change: it only reads `counts`.
+ * **Scheduler death.** The main thread zeroes the dead scheduler's column (`schedulerDown`)
+ * before the thread restarts, so nothing is sent to it any more; the restarted thread starts
+ * from an empty row.
  */
 import type { Pid } from "@cinder/runtime";
 import { fnv1a } from "./hash.js";
@@ -54,8 +58,10 @@ export class SchedulerFabric {
   /** Number of scheduler indices covered (max index + 1). */
   readonly size: number;
   readonly slots: number;
-  /** Shared counters, `counts[slot * size + scheduler]` (see the file comment). */
+  /** Shared counters (see the file comment). */
   readonly counts: Int32Array;
+  /** Index of scheduler 0's row total in `counts`; the grand total is at `totals + size`. */
+  private readonly totals: number;
   /** The tables of this thread by scheduler index. */
   readonly tables: Array<LocalTable | undefined>;
   /** Clone messages per destination (always across threads; in-thread only when asked, for tests). */
@@ -70,12 +76,18 @@ export class SchedulerFabric {
   constructor(size: number, slots: number, buffer?: SharedArrayBuffer) {
     this.size = size;
     this.slots = slots;
-    this.counts = new Int32Array(buffer ?? new SharedArrayBuffer(size > 1 ? slots * size * 4 : 4));
+    this.counts = new Int32Array(buffer ?? SchedulerFabric.buffer(size, slots));
+    this.totals = slots * size;
     this.tables = new Array(size).fill(undefined);
     this.envelopesOut = new Array(size).fill(0);
     this.envelopesIn = new Array(size).fill(0);
     this.wastedHops = new Array(size).fill(0);
     this.outbox = new Array(size).fill(null);
+  }
+
+  /** A zeroed shared buffer for `size` schedulers and `slots` slots. */
+  static buffer(size: number, slots: number): SharedArrayBuffer {
+    return new SharedArrayBuffer(size > 1 ? (slots * size + size + 1) * 4 : 4);
   }
 
   /** The slot of `topic`. */
@@ -85,12 +97,26 @@ export class SchedulerFabric {
 
   /** Scheduler `s` has its first entry for `topic`: raise its counter (before subscribe returns). */
   raise(s: number, topic: string): void {
-    if (this.size > 1) Atomics.add(this.counts, this.slotOf(topic) * this.size + s, 1);
+    if (this.size <= 1) return;
+    const c = this.counts;
+    Atomics.add(c, this.slotOf(topic) * this.size + s, 1);
+    Atomics.add(c, this.totals + s, 1);
+    Atomics.add(c, this.totals + this.size, 1);
   }
 
   /** Scheduler `s` lost its last entry for `topic`. */
   lower(s: number, topic: string): void {
-    if (this.size > 1) Atomics.sub(this.counts, this.slotOf(topic) * this.size + s, 1);
+    if (this.size <= 1) return;
+    const c = this.counts;
+    Atomics.sub(c, this.totals + this.size, 1);
+    Atomics.sub(c, this.totals + s, 1);
+    Atomics.sub(c, this.slotOf(topic) * this.size + s, 1);
+  }
+
+  /** Has any scheduler other than `except` a topic at all? (two loads, no hashing) */
+  othersHaveTopics(except: number): boolean {
+    const c = this.counts;
+    return Atomics.load(c, this.totals + this.size) - Atomics.load(c, this.totals + except) > 0;
   }
 
   /**
@@ -99,7 +125,7 @@ export class SchedulerFabric {
    */
   forEachSchedulerWithSubscribers(topic: string, except: number, fn: (index: number) => void): void {
     const size = this.size;
-    if (size <= 1) return;
+    if (size <= 1 || !this.othersHaveTopics(except)) return;
     const base = this.slotOf(topic) * size;
     const c = this.counts;
     for (let s = 0; s < size; s++) if (s !== except && Atomics.load(c, base + s) > 0) fn(s);
@@ -108,6 +134,7 @@ export class SchedulerFabric {
   /** Does any scheduler have subscribers for `topic`? (may say yes for a slot collision) */
   anyWithSubscribers(topic: string): boolean {
     if (this.size <= 1) return this.tables[0]?.has(topic) ?? false;
+    if (Atomics.load(this.counts, this.totals + this.size) === 0) return false;
     const base = this.slotOf(topic) * this.size;
     for (let s = 0; s < this.size; s++) if (Atomics.load(this.counts, base + s) > 0) return true;
     return false;
@@ -146,29 +173,48 @@ export class SchedulerFabric {
     }
   };
 
-  /** Hands a batch to scheduler `to` (in-thread today; a data-plane post with worker threads). */
+  /** Hands a batch to in-thread scheduler `to` (schedulers on other threads get thread-service messages instead: `Instance.hops`). */
   private deliverHop(to: number, batch: HopEnvelope[]): void {
     for (const env of batch) this.receiveHop(to, env);
   }
 
   /** The receiving side: dispatch from scheduler `to`'s own table. */
   receiveHop(to: number, env: HopEnvelope): void {
-    this.envelopesIn[to]!++;
-    const t = this.tables[to];
-    if (t === undefined || !t.dispatch(env.topic, env.msg, env.from, env.dispatcher)) this.wastedHops[to]!++;
+    this.receive(to, env.topic, env.msg, env.from, env.dispatcher);
   }
 
-  /** Scheduler `index` died: its table is gone and nothing is sent to it any more. */
-  schedulerDown(index: number): void {
+  /** The receiving side, unpacked: dispatch from scheduler `to`'s own table. */
+  receive(to: number, topic: string, msg: unknown, from: Pid | null, dispatcher: string | null): void {
+    this.envelopesIn[to]!++;
+    const t = this.tables[to];
+    if (t === undefined || !t.dispatch(topic, msg, from, dispatcher)) this.wastedHops[to]!++;
+  }
+
+  /**
+   * Scheduler `index` died: its in-thread table (if any) is gone and nothing is sent to it any
+   * more. `zero`: clear its column of the shared counters (done once, by the main thread,
+   * before the scheduler's thread restarts).
+   */
+  schedulerDown(index: number, zero = true): void {
     if (index < 0 || index >= this.size) return;
     this.tables[index] = undefined;
     this.outbox[index] = null;
-    if (this.size > 1) for (let slot = 0; slot < this.slots; slot++) Atomics.store(this.counts, slot * this.size + index, 0);
+    if (this.size <= 1 || !zero) return;
+    const c = this.counts;
+    for (let slot = 0; slot < this.slots; slot++) Atomics.store(c, slot * this.size + index, 0);
+    Atomics.sub(c, this.totals + this.size, Atomics.exchange(c, this.totals + index, 0));
   }
 
-  /** Sum of all counters of scheduler `s` (0 when it has no topic). */
+  /** Number of topics scheduler `s` has (from the shared counters). */
   interestOf(s: number): number {
     if (this.size <= 1) return this.tables[0]?.topics.size ?? 0;
+    if (s < 0 || s >= this.size) return 0;
+    return Atomics.load(this.counts, this.totals + s);
+  }
+
+  /** Sum of the slot counters of scheduler `s` (equals `interestOf(s)` when consistent; tests). */
+  slotSum(s: number): number {
+    if (this.size <= 1) return this.interestOf(s);
     let n = 0;
     for (let slot = 0; slot < this.slots; slot++) n += Atomics.load(this.counts, slot * this.size + s);
     return n;

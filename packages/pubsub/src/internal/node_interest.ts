@@ -4,17 +4,20 @@
  * to announce.
  *
  * With one scheduler the set is the table's own topic map (nothing is copied); with several,
- * a bitmask of the schedulers that have the topic (up to 30 schedulers), so a dead scheduler's
- * topics can be withdrawn without its table. (With worker threads, tables on other threads report their
- * gained/lost topics to the main thread, batched per turn, which calls `gained`/`lost` here.)
+ * a bitmask of the schedulers that have the topic (up to 30 schedulers; beyond, one topic set
+ * per scheduler), so a dead scheduler's topics can be withdrawn without its table. Tables on
+ * worker threads report their gained/lost topics to the main thread as thread-service
+ * messages (batched per turn by the data plane), which calls `gained`/`lost` here.
  */
 import type { LocalTable } from "./local_table.js";
 
 export type InterestListener = (added: string[], removed: string[]) => void;
 
 export class NodeInterest {
-  /** topic → bitmask of the schedulers with subscribers (several schedulers only) */
+  /** topic → bitmask of the schedulers with subscribers (2–30 schedulers), or the number of them (more) */
   private readonly counts: Map<string, number> | null;
+  /** more than 30 schedulers: the topics of each scheduler */
+  private readonly perSched: Array<Set<string>> | null;
   private readonly single: () => LocalTable | undefined;
   /** topic → true (gained) / false (lost), since the last flush */
   private pending = new Map<string, boolean>();
@@ -22,14 +25,22 @@ export class NodeInterest {
   private readonly listeners = new Set<InterestListener>();
 
   constructor(schedulers: number, single: () => LocalTable | undefined) {
-    if (schedulers > 30) throw new RangeError(`interest routing supports up to 30 schedulers per node, got ${schedulers}`);
     this.counts = schedulers > 1 ? new Map() : null;
+    this.perSched = schedulers > 30 ? Array.from({ length: schedulers }, () => new Set<string>()) : null;
     this.single = single;
   }
 
   /** Scheduler `s` has its first subscriber for `topic`. */
   gained(topic: string, s = 0): void {
-    if (this.counts !== null) {
+    const per = this.perSched;
+    if (per !== null) {
+      const mine = per[s];
+      if (mine === undefined || mine.has(topic)) return;
+      mine.add(topic);
+      const n = this.counts!.get(topic) ?? 0;
+      this.counts!.set(topic, n + 1);
+      if (n !== 0) return;
+    } else if (this.counts !== null) {
       const m = this.counts.get(topic) ?? 0;
       this.counts.set(topic, m | (1 << s));
       if (m !== 0) return;
@@ -39,7 +50,16 @@ export class NodeInterest {
 
   /** Scheduler `s` lost its last subscriber for `topic`. */
   lost(topic: string, s = 0): void {
-    if (this.counts !== null) {
+    const per = this.perSched;
+    if (per !== null) {
+      if (per[s]?.delete(topic) !== true) return;
+      const n = this.counts!.get(topic)! - 1;
+      if (n > 0) {
+        this.counts!.set(topic, n);
+        return;
+      }
+      this.counts!.delete(topic);
+    } else if (this.counts !== null) {
       const m = (this.counts.get(topic) ?? 0) & ~(1 << s);
       if (m !== 0) {
         this.counts.set(topic, m);
@@ -53,6 +73,10 @@ export class NodeInterest {
   /** Scheduler `s` died: its topics are withdrawn (O(topics of the node)). */
   schedulerDown(s: number): void {
     if (this.counts === null) return;
+    if (this.perSched !== null) {
+      for (const topic of [...(this.perSched[s] ?? [])]) this.lost(topic, s);
+      return;
+    }
     for (const topic of [...this.counts.keys()]) if ((this.counts.get(topic)! & (1 << s)) !== 0) this.lost(topic, s);
   }
 

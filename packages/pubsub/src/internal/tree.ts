@@ -3,8 +3,9 @@
  *
  * ```
  * <name>               Supervisor, rest_for_one
- * ├── <name>.tables    owns the per-scheduler tables (a restart empties them; subscribers get
- * │                    its exit signal, as Phoenix subscribers linked to their Registry do)
+ * ├── <name>.tables    owns the per-scheduler tables, on every scheduler thread (a restart empties
+ * │                    them; subscribers get its exit signal, as Phoenix subscribers linked to
+ * │                    their Registry do)
  * └── <name>.adapter   the adapter, with its receive lanes <name>.adapter.lane1 … laneN linked
  * ```
  *
@@ -18,9 +19,11 @@ import type { Instance, Lane, LaneMsg, TablesGen } from "./instance.js";
 
 const TablesServer: GenServerBehaviour<TablesGen, never, never, never, unknown, Instance> = {
   name: "PubSub.Tables",
-  init(inst, self) {
+  async init(inst, self) {
     const gen = inst.openTables(self.pid);
     self.onExit((_pid, reason) => inst.closeTables(gen, reason));
+    // worker threads: every part has this generation's table before the tables child is up
+    await inst.spreadTables(gen);
     return gen;
   },
 };
@@ -40,7 +43,7 @@ const AdapterServer: GenServerBehaviour<AdapterState, never, never, never, unkno
       if (inst.lanes === lanes) inst.lanes = [];
       for (const l of lanes) if (l.proc.alive) l.proc.sched.terminate(l.proc, "shutdown");
       if (adapter !== null) {
-        if (inst.adapter === adapter) inst.adapter = null;
+        if (inst.adapter === adapter) inst.setAdapter(null);
         stopAdapter(inst, adapter);
       }
     });
@@ -58,7 +61,7 @@ const AdapterServer: GenServerBehaviour<AdapterState, never, never, never, unkno
       throw new Error("adapter exited while starting");
     }
     adapter = a;
-    inst.adapter = a;
+    inst.setAdapter(a);
     return { adapter: a };
   },
 };
