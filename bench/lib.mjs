@@ -1,6 +1,7 @@
 // Shared helpers for bench/*.bench.mjs suites (not a suite itself: the runner only picks up
 // files ending in .bench.mjs). A suite measures cases with `measure`, then calls `report`,
-// which prints a table and writes bench/results/<suite>.json as an array of
+// which prints a table and writes bench/results/<suite>.json (<suite>.partial.json for a
+// filtered or scaled run) as an array of
 // { suite, case, metric, value, unit, min, max, runs } (value = median).
 import { writeFileSync, mkdirSync, renameSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -84,7 +85,11 @@ export class Suite {
     }));
   }
 
-  /** Prints the table and writes bench/results/<suite>.json (atomically). */
+  /**
+   * Prints the table and writes bench/results/<suite>.json (atomically). A partial or altered
+   * run (BENCH_CASES, BENCH_SCALE, BENCH_RUNTIME or BENCH_RUNS set) writes <suite>.partial.json
+   * instead, so it never replaces the figures of a full run.
+   */
   report() {
     const res = this.results();
     const head = ["case", "metric", "median [min–max]", "unit", "reference"];
@@ -93,7 +98,8 @@ export class Suite {
     console.log(table(head, body));
     for (const n of this.notes) console.log(`- ${n}`);
     mkdirSync(RESULTS_DIR, { recursive: true });
-    const file = join(RESULTS_DIR, `${this.name}.json`);
+    const partial = ["BENCH_CASES", "BENCH_SCALE", "BENCH_RUNTIME", "BENCH_RUNS"].some((k) => process.env[k] !== undefined);
+    const file = join(RESULTS_DIR, `${this.name}${partial ? ".partial" : ""}.json`);
     writeFileSync(file + ".tmp", JSON.stringify(res, null, 2) + "\n");
     renameSync(file + ".tmp", file);
     console.log(`\nwrote ${file}`);

@@ -19,16 +19,21 @@
  * ```ts
  * import { createRedisTransport } from "@cinder/redis";
  *
- * const transport = createRedisTransport({
- *   url: "rediss://redis.internal:6380",
- *   nodeName: "web-1",
- *   cluster: "chat",
- *   redisOptions: { username: "cinder", password: process.env.REDIS_PASSWORD, tls: { ca } },
- * });
- * transport.onMembership((e) => console.log(e.type, e.node));
- * transport.onFrame((from, channel, payload) => handle(from, channel, payload));
- * await transport.start();
- * transport.broadcast("pubsub", bytes);
+ * // In production e.g. url: "rediss://redis.internal:6380" and
+ * // redisOptions: { username: "cinder", password: process.env.REDIS_PASSWORD, tls: { ca } }.
+ * const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+ * const web1 = createRedisTransport({ url, nodeName: "web-1", cluster: "chat", heartbeatMs: 50 });
+ * const web2 = createRedisTransport({ url, nodeName: "web-2", cluster: "chat", heartbeatMs: 50 });
+ * const up = (t: typeof web1) => new Promise((r) => t.onMembership((e) => e.type === "up" && r(e.node)));
+ * const seen = Promise.all([up(web1), up(web2)]);
+ * const frame = new Promise((r) => web2.onFrame((from, channel, payload) => r([from, channel, [...payload]])));
+ * await web1.start();
+ * await web2.start();
+ * console.log(await seen); // ["web-2", "web-1"]
+ * web1.broadcast("pubsub", new Uint8Array([7]));
+ * console.log(await frame); // ["web-1", "pubsub", [7]]
+ * await web1.stop();
+ * await web2.stop();
  * ```
  */
 import { randomUUID } from "node:crypto";

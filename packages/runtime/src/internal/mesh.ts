@@ -97,6 +97,11 @@ export class Mesh implements Router {
 
   /** Connects the port to scheduler `index` (incarnation `inc`). */
   connect(index: number, inc: string, port: MessagePort): void {
+    // a restarted thread's port can arrive (comlink, parent port) before the main thread's
+    // `down` for its old incarnation (mesh port): that incarnation is dead, handle it now (the
+    // late `down` is then ignored, its incarnation no longer being current)
+    const old = this.incs[index];
+    if (old && old !== inc && this.ports[index] != null) this.schedulerDown(index, old);
     this.lastTo = undefined;
     this.ports[index] = port;
     this.incs[index] = inc;

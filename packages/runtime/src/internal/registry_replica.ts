@@ -273,6 +273,8 @@ export class RegistryPlane {
    * this also starts the thread's new generation, before the thread or any peer can read it.
    */
   connect(index: number, inc: string, port: MessagePort): void {
+    const old = this.peers[index];
+    if (old != null && old.inc !== inc) this.down(index, old.inc); // its `down` has not arrived yet
     if (this.index === 0) Atomics.store(this.ctl, this.size + index, this.nextGen++);
     this.peers[index] = { port, inc, gen: this.gen(index) };
     this.out[index] = null;
@@ -401,7 +403,11 @@ export class RegistryPlane {
   syncWith(holder: Pid): void {
     const p = parsePid(holder);
     if (p === undefined || p[0] !== this.core.tag || p[1] === this.index) return;
-    this.drainFrom(p[1]);
+    const peer = this.peers[p[1]];
+    // its thread is dead (the main thread zeroed its generation) but the mesh has not told this
+    // thread yet: drop that incarnation's entries now
+    if (peer != null && peer.inc === p[2] && this.gen(p[1]) !== peer.gen) this.down(p[1], p[2]);
+    else this.drainFrom(p[1]);
     this.flush(-1);
   }
 
