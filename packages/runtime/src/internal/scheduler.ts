@@ -86,33 +86,70 @@ export class Scheduler {
     }
     if (isHandler) {
       const h = behaviour as Handler<M>;
+      p.handler = h;
       if (h.init) {
-        // init runs before any message: the process is busy until it settles
-        p.handler = h;
+        // init runs on the next drain, before any message: the process is busy until it settles
         p.busy = true;
-        void resolved.then(() => {
-          if (!p.alive) return;
-          p.busy = false;
-          let r: void | Promise<void>;
-          try {
-            r = h.init!(p);
-          } catch (e) {
-            p.crash(e, "init");
-            return;
-          }
-          if (r !== undefined && typeof (r as Promise<void>).then === "function") p.suspend(r as Promise<void>, "init");
-          else if (p.mailboxLength > 0 && !p.queued) this.schedule(p);
-        });
-      } else {
-        p.handler = h;
+        this.queueStart(p, undefined);
       }
     } else {
-      // a body starts on the next turn, so spawn returns first (and links are in place)
-      void resolved.then(() => {
-        if (p.alive) startBody(p, behaviour as (self: Process<M>) => void);
-      });
+      // a body starts on the next drain, so spawn returns first (and links are in place)
+      this.queueStart(p, behaviour as (self: Process<M>) => void);
     }
     return p;
+  }
+
+  /** processes whose init or body starts on the next drain (and their bodies) */
+  private readonly starts: Array<Process<any> | undefined> = [];
+  private readonly startBodies: Array<((self: Process<any>) => void | Promise<void>) | undefined> = [];
+  private startHead = 0;
+
+  private queueStart(p: Process<any>, body: ((self: Process<any>) => void | Promise<void>) | undefined): void {
+    this.starts.push(p);
+    this.startBodies.push(body);
+    this.arm();
+  }
+
+  private arm(): void {
+    if (!this.armed) {
+      this.armed = true;
+      if (this.turnCount < this.turnBudget) void resolved.then(this.drain);
+      else setImmediate(this.drainFresh);
+    }
+  }
+
+  /** Runs queued inits and bodies (those queued meanwhile too, in order). */
+  private runStarts(): number {
+    const q = this.starts;
+    const bodies = this.startBodies;
+    let n = 0;
+    while (this.startHead < q.length) {
+      const i = this.startHead++;
+      const p = q[i]!;
+      const body = bodies[i];
+      q[i] = undefined;
+      bodies[i] = undefined;
+      n++;
+      if (!p.alive) continue;
+      if (body !== undefined) {
+        startBody(p, body);
+        continue;
+      }
+      p.busy = false;
+      let r: void | Promise<void>;
+      try {
+        r = p.handler!.init!(p);
+      } catch (e) {
+        p.crash(e, "init");
+        continue;
+      }
+      if (r !== undefined && typeof (r as Promise<void>).then === "function") p.suspend(r as Promise<void>, "init");
+      else if (p.mailboxLength > 0 && !p.queued) this.schedule(p);
+    }
+    q.length = 0;
+    bodies.length = 0;
+    this.startHead = 0;
+    return n;
   }
 
   /** Appends a process with work to the run queue. */
@@ -135,7 +172,7 @@ export class Scheduler {
     this.armed = false;
     const q = this.runQueue;
     const budget = this.budget;
-    let n = 0;
+    let n = this.starts.length > 0 ? this.runStarts() : 0;
     while (this.rqHead < q.length) {
       const p = q[this.rqHead]!;
       q[this.rqHead++] = undefined;
