@@ -181,19 +181,28 @@ export class RegistryTable<K, V> {
         this.removeKey(cur.pid, key); // defensive: an owner that died without its hook running
       }
     }
-    this.insert(pid, key, value);
+    this.add(pid, key, value);
     return undefined;
   }
 
-  /** Adds an entry, no questions asked (owner after its checks; a replica applying a delta). */
+  /** A replica applying the owner's `add` (its view of a unique key may lag: the owner decided). */
   insert(pid: Pid, key: K, value: V): void {
     if (this.unique) {
       const cur = this.uniq.get(key);
-      if (cur !== undefined && cur.pid !== pid) this.removeKey(cur.pid, key); // a replica catching up
-      if (cur !== undefined && cur.pid === pid) {
-        cur.value = value;
-        return;
+      if (cur !== undefined) {
+        if (cur.pid === pid) {
+          cur.value = value;
+          return;
+        }
+        this.removeKey(cur.pid, key);
       }
+    }
+    this.add(pid, key, value);
+  }
+
+  /** Adds an entry (a unique key is known to be free). */
+  private add(pid: Pid, key: K, value: V): void {
+    if (this.unique) {
       this.uniq.set(key, { pid, value });
       this.pidKeys(pid).keys.add(key);
     } else {
@@ -525,7 +534,9 @@ async function startRegistry<K, V>(ctx: Context, parent: Process<any> | null, op
 
 /**
  * Registry functions. `register` and `unregister` act for the *calling* process (`self`);
- * reads are synchronous table reads.
+ * reads are synchronous table reads, on every scheduler thread. From a thread other than the
+ * registry's (reach it there with `Registry.named`), a write blocks that thread for one round
+ * trip to the registry's thread, which decides it (docs/ARCHITECTURE-NOTES.md).
  *
  * @example
  * ```ts
@@ -575,7 +586,8 @@ export const Registry = {
 
   /**
    * A handle on the registry registered as `name`, following it across restarts. Operations
-   * throw `NoProcError` while no registry of that name is running.
+   * throw `NoProcError` while no registry of that name is running. This is how processes on
+   * other scheduler threads reach a registry (a handle is an object of one thread).
    */
   named<K = unknown, V = unknown>(ctx: Context, name: string): RegistryRef<K, V> {
     return new RegistryRef<K, V>(coreOf(ctx), name, undefined);

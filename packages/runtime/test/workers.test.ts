@@ -131,6 +131,7 @@ describe("worker schedulers", () => {
   it("the watchdog reports a blocked thread with the pid of the spinning actor", async () => {
     const reports: BlockedReport[] = [];
     node = await startNode({ schedulers: 2, logger: silentLogger, workers: { watchdog: { blockedAfterMs: 600, heartbeatMs: 20, action: "restart" }, onBlocked: (r) => reports.push(r) } });
+    await spawnOn(node, 1, ref("worker"), []); // loads the fixture module (tsx) before the clock matters
     const { pid } = await spawnOn(node, 1, ref("spinner"), []);
     const me = node.process();
     const mref = me.monitor(pid);

@@ -62,7 +62,9 @@
  *   the dead thread owned (the registry died with its thread: operations on it throw
  *   `NoProcError`, as for a stopped registry). The main thread zeroes the dead thread's
  *   generation first, so a replica read anywhere sees the registry gone even before its
- *   thread has processed the `down`.
+ *   thread has processed the `down`; an owner refusing a claim because of a holder on a thread
+ *   whose generation moved drops that incarnation's entries first (`syncWith`); a restarted
+ *   thread's port arriving before the old incarnation's `down` counts as that `down`.
  * - A thread dies mid-claim:
  *   - the OWNER dies while a claimer waits: the main thread zeroes its generation and rings
  *     every bell; the claimer wakes, sees the generation moved and throws `NoProcError`

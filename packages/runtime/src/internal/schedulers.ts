@@ -89,6 +89,8 @@ interface Slot {
   isReady: boolean;
   /** rejects `ready` when the thread exits before it got ready */
   failReady: (e: Error) => void;
+  /** rejects when the thread exits (requests in flight to it fail with noconnection) */
+  exited: Promise<never>;
   stopping: boolean;
   /** answers the name claims queued on `namePort` now (while this thread blocks in a registry request) */
   serveNames?: () => void;
@@ -219,11 +221,13 @@ export class WorkerSchedulers {
       ready: Promise.resolve(),
       isReady: false,
       failReady: () => {},
+      exited: Promise.resolve() as never,
     };
     const exited = new Promise<never>((_, reject) => {
       slot.failReady = reject;
     });
     exited.catch(() => {});
+    slot.exited = exited;
     const starting = Promise.all([api.ping(), ...connects]).then(async () => {
       for (const t of this.inits) {
         try {
@@ -340,7 +344,7 @@ export class WorkerSchedulers {
     await this.ready(index);
     slot = this.slots[index];
     if (slot === undefined) throw new CinderError("noconnection", `scheduler ${index} is down`);
-    const r = await slot.api.spawn(req);
+    const r = await Promise.race([slot.api.spawn(req), slot.exited]);
     if (typeof r === "object" && r !== null && (r as WireError).$error) throw fromWire(r as WireError, await errorClasses());
     return r as Pid;
   }
