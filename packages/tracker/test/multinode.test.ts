@@ -104,7 +104,7 @@ describe("first contact and transfers (T29, T30, T55)", () => {
     // c samples clocks after it has heard both (10 ticks), so both clocks are in its set
     const cn = await c.start("c", { clockSamplePeriods: 10 });
     await waitFor(() => listView(cn, "room").length === 3, { what: "c lists x, y and z" });
-    await holdsFor(() => true, 300); // more sample periods: still nothing more
+    await holdsFor(() => stats(cn).transferReqsSent === 1, 300, "a single transfer request from c"); // more sample periods: nothing more
     const cRep = replicaOf(cn);
     expect(spyA.msgs().filter((m) => m.$tracker === "req" && m.from === cRep)).toEqual([]);
     expect(spyB.msgs().filter((m) => m.$tracker === "req" && m.from === cRep)).toHaveLength(1);
@@ -299,7 +299,7 @@ describe("peers going away and coming back (T31–T34, T42, T43, T63)", () => {
     await waitFor(() => listView(cn, "room").join() === `alice ${ra}`, { what: "c lists a's presence" });
     const cRep = replicaOf(cn);
     await waitFor(() => eventsOf(a, vb).includes("permdown"), { timeoutMs: PERMDOWN + 2000 });
-    await holdsFor(() => true, 100);
+    await holdsFor(() => stats(cn).transferReqsSent === 1, 100, "a single transfer request from c");
     expect(spyA.msgs().filter((m) => m.$tracker === "req" && m.from === cRep)).toHaveLength(1);
     expect(stats(cn).transferReqsSent).toBe(1);
     expect(stats(cn).peers.map((p) => p.node)).toEqual(["a"]);
