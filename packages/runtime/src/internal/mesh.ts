@@ -254,6 +254,8 @@ export class Mesh implements Router {
       if (this.registry !== null) this.registry.sync();
       const sched = this.core.main;
       let to: Pid = "" as Pid;
+      let local = false; // is `to` a pid of this thread? (checked once per run of one pid)
+      let proc: ReturnType<typeof sched.procs.get>;
       for (let i = 0; i < data.length; ) {
         const k = data[i] as number;
         if (k === 6) {
@@ -263,11 +265,19 @@ export class Mesh implements Router {
         }
         if (k >= 2) {
           to = data[i + 1] as Pid;
+          local = to.lastIndexOf(sched.prefix, 0) === 0;
+          proc = local ? sched.procs.get(to) : undefined;
           i += 2;
         } else i += 1;
         const payload = data[i++];
         if ((k & 1) === 1) this.core.routeSignal(to, payload as Signal);
-        else if (to.startsWith(sched.prefix)) sched.deliver(to, payload);
+        else if (local) {
+          // a process that died during this batch has a null mailbox: enqueue drops the message
+          if (proc !== undefined) {
+            sched.messagesIn++;
+            proc.enqueue(payload);
+          }
+        }
         else this.core.send(to, payload); // relayed (to another node, through the main thread)
       }
       return;
