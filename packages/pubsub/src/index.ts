@@ -23,7 +23,7 @@ import { BroadcastError } from "./internal/errors.js";
 import type { FabricStats } from "./internal/fabric.js";
 import { fnv1a } from "./internal/hash.js";
 import { findInstance, instanceFor, type Instance, type NodeCore } from "./internal/instance.js";
-import type { TableStats, TopicTableStats } from "./internal/local_table.js";
+import { DELIVERY_COUNTERS, emptyTopicStats, type DeliveryCounters, type TableStats, type TopicTableStats } from "./internal/local_table.js";
 import { resolveOptions, type PubSubOptions } from "./internal/options.js";
 import type { OverflowPolicy } from "./internal/overflow.js";
 import { treeOptions } from "./internal/tree.js";
@@ -35,7 +35,7 @@ export { localAdapter, type Adapter, type AdapterContext, type AdapterFactory, t
 export { clusterAdapter, type ClusterAdapterOptions, type ClusterAdapterStats } from "./internal/cluster_adapter.js";
 export type { OverflowPolicy } from "./internal/overflow.js";
 export type { PubSubOptions } from "./internal/options.js";
-export type { TableStats, TopicTableStats } from "./internal/local_table.js";
+export type { DeliveryCounters, TableStats, TopicTableStats } from "./internal/local_table.js";
 export type { FabricStats } from "./internal/fabric.js";
 /** @internal the thread init of the worker parts (internal/thread.ts loads it by package name) */
 export { threadInit as __threadInit } from "./internal/thread_part.js";
@@ -57,6 +57,7 @@ export { threadInit as __threadInit } from "./internal/thread_part.js";
  * ```
  */
 export class PubSubRef {
+  /** The instance's name (unique on its node). */
   readonly name: string;
   /** @internal */
   readonly inst: Instance;
@@ -83,8 +84,29 @@ export interface SubscribeOptions {
 /** What `broadcast` and friends return: `"ok"`, or what could not be reached. */
 export type BroadcastResult = "ok" | BroadcastError;
 
-/** The counters of a PubSub instance on this node (PUBSUB.md 2.8). */
-export interface PubSubStats {
+/**
+ * The counters of a PubSub instance on this node (PUBSUB.md 2.8).
+ *
+ * @example
+ * ```ts
+ * import { startNode } from "@cinder/runtime";
+ * import { PubSub } from "@cinder/pubsub";
+ * const node = await startNode({ schedulers: 1 });
+ * const ps = await PubSub.start(node, { name: "doc_stats" });
+ * const a = node.process(), b = node.process();
+ * PubSub.subscribe(a, ps, "t");
+ * PubSub.subscribe(a, ps, "u");
+ * PubSub.subscribe(b, ps, "t");
+ * PubSub.broadcast(node, ps, "t", "hi");
+ * const { topics, subscriptions, subscribers, delivered } = PubSub.stats(ps);
+ * console.log({ topics, subscriptions, subscribers, delivered }); // { topics: 2, subscriptions: 3, subscribers: 2, delivered: 2 }
+ * a.exit("normal"); // an exiting subscriber's entries go with it (its deliveries stay counted)
+ * console.log(PubSub.stats(ps).subscriptions, PubSub.stats(ps).delivered); // [1, 2]
+ * console.log(PubSub.topicStats(ps, "t")); // { subscriptions: 1, subscribers: 1, delivered: 1, droppedNewest: 0, droppedOldest: 0, slowConsumerExits: 0, highWater: 0 }
+ * await node.stop();
+ * ```
+ */
+export interface PubSubStats extends DeliveryCounters {
   name: string;
   node: string;
   poolSize: number;
@@ -92,13 +114,8 @@ export interface PubSubStats {
   running: { tables: boolean; adapter: boolean };
   /** topics with a subscriber on some scheduler of this node */
   topics: number;
-  subscriptions: number;
-  subscribers: number;
-  delivered: number;
-  droppedNewest: number;
-  droppedOldest: number;
-  slowConsumerExits: number;
   dispatcherErrors: number;
+  /** entries touched while removing exited subscribers (≈ one per subscription removed) */
   removalVisits: number;
   /** one row per scheduler, with its interest counters' sum */
   schedulers: Array<TableStats & { interest: number }>;
@@ -149,6 +166,15 @@ function schedOf(ctx: Context): number {
 
 function laneOf(ctx: Context, inst: Instance): number {
   return ctx instanceof Process ? fnv1a(ctx.pid) % inst.opts.broadcastPoolSize : 0;
+}
+
+/** What `stats` adds up over the scheduler rows, in display order. */
+const SUMMED = [...DELIVERY_COUNTERS, "dispatcherErrors", "removalVisits"] as const;
+
+function sumRows(rows: readonly TableStats[]): Pick<TableStats, (typeof SUMMED)[number]> {
+  const s = {} as Pick<TableStats, (typeof SUMMED)[number]>;
+  for (const k of SUMMED) s[k] = rows.reduce((n, r) => n + r[k], 0);
+  return s;
 }
 
 function result(e: BroadcastError | null): BroadcastResult {
@@ -272,7 +298,27 @@ export const PubSub = {
     return "ok";
   },
 
-  /** Removes every entry of `self` under `topic`; "ok" also when there was none. */
+  /**
+   * Removes every entry of `self` under `topic`; "ok" also when there was none.
+   *
+   * @example
+   * ```ts
+   * import { startNode } from "@cinder/runtime";
+   * import { PubSub } from "@cinder/pubsub";
+   * const node = await startNode({ schedulers: 1 });
+   * const ps = await PubSub.start(node, { name: "doc_unsub" });
+   * const me = node.process();
+   * PubSub.subscribe(me, ps, "news");
+   * PubSub.subscribe(me, ps, "news"); // a second entry: two deliveries
+   * PubSub.subscribe(me, ps, "sport");
+   * PubSub.unsubscribe(me, ps, "news"); // both entries go
+   * console.log(PubSub.topicsOf(ps, me.pid)); // ["sport"]
+   * PubSub.broadcast(node, ps, "news", "missed");
+   * PubSub.broadcast(node, ps, "sport", "goal");
+   * console.log(me.flush()); // ["goal"]
+   * await node.stop();
+   * ```
+   */
   unsubscribe(self: Process<any>, pubsub: PubSubName, topic: string): "ok" {
     if (!(self instanceof Process)) throw new BadArgError("unsubscribe: self must be the calling process");
     const inst = resolve(self, pubsub);
@@ -359,15 +405,10 @@ export const PubSub = {
 
   /** Counters of one topic in the tables of the calling thread. */
   topicStats(pubsub: PubSubRef, topic: string): TopicTableStats {
-    const s: TopicTableStats = { subscriptions: 0, subscribers: 0, delivered: 0, droppedNewest: 0, droppedOldest: 0, slowConsumerExits: 0, highWater: 0 };
+    const s = emptyTopicStats();
     for (const t of resolve(null, pubsub).tables()) {
       const x = t.topicStats(topic);
-      s.subscriptions += x.subscriptions;
-      s.subscribers += x.subscribers;
-      s.delivered += x.delivered;
-      s.droppedNewest += x.droppedNewest;
-      s.droppedOldest += x.droppedOldest;
-      s.slowConsumerExits += x.slowConsumerExits;
+      for (const k of DELIVERY_COUNTERS) s[k] += x[k];
       s.highWater = Math.max(s.highWater, x.highWater);
     }
     return s;
@@ -382,8 +423,7 @@ export const PubSub = {
     const inst = resolve(null, pubsub);
     const gen = inst.gen;
     const rows = inst.tables().map((t) => ({ ...t.stats(), interest: gen?.fabric.interestOf(t.scheduler) ?? 0 }));
-    const sum = (k: keyof TableStats) => rows.reduce((n, r) => n + (r[k] as number), 0);
-    const topics = rows.length <= 1 ? sum("topics") : new Set(inst.tables().flatMap((t) => [...t.topics.keys()])).size;
+    const topics = rows.length <= 1 ? (rows[0]?.topics ?? 0) : new Set(inst.tables().flatMap((t) => [...t.topics.keys()])).size;
     const lanes = inst.lanes.map((l) => ({ lane: l.index + 1, pid: l.proc.pid as Pid, queue: l.proc.mailboxLength, frames: l.frames, dropped: l.dropped }));
     return {
       name: inst.name,
@@ -392,14 +432,7 @@ export const PubSub = {
       broadcastPoolSize: inst.opts.broadcastPoolSize,
       running: { tables: gen !== null, adapter: inst.adapter !== null },
       topics,
-      subscriptions: sum("subscriptions"),
-      subscribers: sum("subscribers"),
-      delivered: sum("delivered"),
-      droppedNewest: sum("droppedNewest"),
-      droppedOldest: sum("droppedOldest"),
-      slowConsumerExits: sum("slowConsumerExits"),
-      dispatcherErrors: sum("dispatcherErrors"),
-      removalVisits: sum("removalVisits"),
+      ...sumRows(rows),
       schedulers: rows,
       fabric: gen?.fabric.stats() ?? null,
       interest: gen?.interest ? { topics: gen.interest.size, pending: gen.interest.pendingChanges } : null,
@@ -438,17 +471,8 @@ export const PubSub = {
       }
     }
     out.schedulers.sort((a, b) => a.scheduler - b.scheduler);
-    const sum = (k: keyof TableStats) => out.schedulers.reduce((n, r) => n + (r[k] as number), 0);
     out.topics = topics.size;
-    out.subscriptions = sum("subscriptions");
-    out.subscribers = sum("subscribers");
-    out.delivered = sum("delivered");
-    out.droppedNewest = sum("droppedNewest");
-    out.droppedOldest = sum("droppedOldest");
-    out.slowConsumerExits = sum("slowConsumerExits");
-    out.dispatcherErrors = sum("dispatcherErrors");
-    out.removalVisits = sum("removalVisits");
-    return out;
+    return Object.assign(out, sumRows(out.schedulers));
   },
 
   /**

@@ -39,7 +39,7 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import type { RedisOptions } from "ioredis";
-import { PeerTable, FrameDecodeError } from "@cinder/runtime";
+import { PeerTable, FrameDecodeError, TransportHandlers } from "@cinder/runtime";
 import type { ClusterTransport, MembershipEvent, TransportLogger, TransportStats } from "@cinder/runtime";
 import { decodeEnvelope, encodeFrameEnvelope, encodeHeartbeat, shortString } from "./internal/envelope.js";
 import { backoff } from "./internal/backoff.js";
@@ -49,6 +49,7 @@ import { ThrottledLog } from "./internal/throttle.js";
 export type { BackoffOptions } from "./internal/backoff.js";
 export { ENVELOPE_VERSION } from "./internal/envelope.js";
 
+/** Options of {@link createRedisTransport}: where Redis is, who this node is, and timing. */
 export interface RedisTransportOptions {
   /** Redis URL: `redis://[[user]:password@]host[:port][/db]`, `rediss://` for TLS. Default `redis://127.0.0.1:6379`. */
   url?: string;
@@ -73,6 +74,7 @@ export interface RedisTransportOptions {
   logger?: TransportLogger;
 }
 
+/** The counters of a {@link RedisTransport}: the transport's own, plus the connections'. */
 export interface RedisTransportStats extends TransportStats {
   /** Both connections up and subscribed. */
   connected: boolean;
@@ -84,7 +86,20 @@ export interface RedisTransportStats extends TransportStats {
   handlerErrors: number;
 }
 
-/** `start()` could not reach Redis in time (the transport is then stopped). */
+/**
+ * `start()` could not reach Redis in time (the transport is then stopped). The message names
+ * the URL with its password masked.
+ *
+ * @example
+ * ```ts
+ * import { silentLogger } from "@cinder/runtime";
+ * import { createRedisTransport, RedisTransportError } from "@cinder/redis";
+ * const t = createRedisTransport({ url: "redis://:secret@127.0.0.1:1", nodeName: "lonely", startTimeoutMs: 100, logger: silentLogger });
+ * const e = await t.start().catch((e: unknown) => e);
+ * console.log(e instanceof RedisTransportError, t.stats().connectionErrors > 0); // [true, true]
+ * console.log((e as Error).message.includes("secret"), (e as Error).message.includes(":***@")); // [false, true]
+ * ```
+ */
 export class RedisTransportError extends Error {
   override readonly name = "RedisTransportError";
   constructor(message: string, opts?: { cause?: unknown }) {
@@ -92,11 +107,40 @@ export class RedisTransportError extends Error {
   }
 }
 
-/** The Redis channel names of a cluster. */
+/**
+ * The Redis channel names of a cluster: a node's own channel and the cluster's broadcast one.
+ *
+ * @example
+ * ```ts
+ * import { redisChannels } from "@cinder/redis";
+ * console.log(redisChannels("chat", "web-1")); // { node: "chat:node:web-1", all: "chat:all" }
+ * ```
+ */
 export function redisChannels(cluster: string, nodeName: string): { node: string; all: string } {
   return { node: `${cluster}:node:${nodeName}`, all: `${cluster}:all` };
 }
 
+/**
+ * Creates the transport of one node (not started: `start()` it, or hand it to
+ * `CinderNode.connect`, which starts it). Throws for a bad `nodeName`, `cluster` or timing.
+ *
+ * @example
+ * ```ts
+ * import { createRedisTransport } from "@cinder/redis";
+ * const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+ * const t = createRedisTransport({ url, nodeName: "n1", cluster: "doc_create", heartbeatMs: 50 });
+ * await t.start();
+ * console.log(t.isConnected, t.members()); // [true, []]
+ * t.sendTo("nobody", "x", new Uint8Array([1])); // not up: dropped
+ * const echo = new Promise((r) => t.onFrame((from, channel, payload) => r([from, channel, [...payload]])));
+ * t.sendTo("n1", "x", new Uint8Array([2])); // to itself: delivered locally, asynchronously
+ * console.log(await echo); // ["n1", "x", [2]]
+ * const { framesIn, framesOut, dropped } = t.stats();
+ * console.log({ framesIn, framesOut, dropped }); // { framesIn: 1, framesOut: 1, dropped: 1 }
+ * await t.stop();
+ * console.log(t.isConnected); // false
+ * ```
+ */
 export function createRedisTransport(opts: RedisTransportOptions): RedisTransport {
   return new RedisTransport(opts);
 }
@@ -105,9 +149,6 @@ const consoleLogger: TransportLogger = {
   warn: (m, meta) => console.warn(`[cinder:redis] ${m}`, ...(meta ? [meta] : [])),
   error: (m, meta) => console.error(`[cinder:redis] ${m}`, ...(meta ? [meta] : [])),
 };
-
-type FrameHandler = (from: string, channel: string, payload: Uint8Array) => void;
-type MembershipHandler = (event: MembershipEvent) => void;
 
 function redact(url: string): string {
   try {
@@ -123,6 +164,22 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * The Redis `ClusterTransport` of one node (see the package documentation for the failure
+ * behaviour). One incarnation per object: a stopped transport does not start again.
+ *
+ * @example
+ * ```ts
+ * import { createRedisTransport } from "@cinder/redis";
+ * const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+ * const t = createRedisTransport({ url, nodeName: "n1", cluster: "doc_life" });
+ * await t.start();
+ * await t.stop();
+ * console.log(await t.start().catch((e: Error) => e.message)); // transport of "n1" was stopped; create a new one (new incarnation)
+ * try { createRedisTransport({ nodeName: "n2", heartbeatMs: 1000, downAfterMs: 500 }); }
+ * catch (e) { console.log(e instanceof RangeError); } // true
+ * ```
+ */
 export class RedisTransport implements ClusterTransport {
   readonly nodeName: string;
   readonly incarnation: string;
@@ -150,8 +207,7 @@ export class RedisTransport implements ClusterTransport {
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private onConnected: (() => void) | undefined;
   private readonly peers: PeerTable;
-  private readonly frameHandlers = new Set<FrameHandler>();
-  private readonly membershipHandlers = new Set<MembershipHandler>();
+  private readonly handlers: TransportHandlers;
   private readonly selfQueue: Array<{ channel: string; payload: Uint8Array }> = [];
   private selfFlush: ReturnType<typeof setImmediate> | undefined;
   private readonly counters: RedisTransportStats = {
@@ -199,6 +255,10 @@ export class RedisTransport implements ClusterTransport {
       lazyConnect: true,
     };
     this.peers = new PeerTable({ downAfterMs: this.downAfterMs, onEvent: (e) => this.emitMembership(e) });
+    this.handlers = new TransportHandlers(this.nodeName, (kind, message, error) => {
+      this.counters.handlerErrors++;
+      this.log.error(`${kind}-handler`, message, { error });
+    });
   }
 
   /**
@@ -283,16 +343,12 @@ export class RedisTransport implements ClusterTransport {
     this.publish(this.channels.all, env, false);
   }
 
-  onFrame(handler: FrameHandler): () => void {
-    const h: FrameHandler = (...args) => handler(...args);
-    this.frameHandlers.add(h);
-    return () => void this.frameHandlers.delete(h);
+  onFrame(handler: (from: string, channel: string, payload: Uint8Array) => void): () => void {
+    return this.handlers.onFrame(handler);
   }
 
-  onMembership(handler: MembershipHandler): () => void {
-    const h: MembershipHandler = (e) => handler(e);
-    this.membershipHandlers.add(h);
-    return () => void this.membershipHandlers.delete(h);
+  onMembership(handler: (event: MembershipEvent) => void): () => void {
+    return this.handlers.onMembership(handler);
   }
 
   members(): string[] {
@@ -447,26 +503,12 @@ export class RedisTransport implements ClusterTransport {
 
   private deliver(from: string, channel: string, payload: Uint8Array): void {
     this.counters.framesIn++;
-    for (const h of [...this.frameHandlers]) {
-      try {
-        h(from, channel, payload);
-      } catch (err) {
-        this.counters.handlerErrors++;
-        this.log.error("frame-handler", `frame handler of node "${this.nodeName}" threw (channel "${channel}")`, { error: err });
-      }
-    }
+    this.handlers.emitFrame(from, channel, payload);
   }
 
   private emitMembership(e: MembershipEvent): void {
     if (this.state === "stopped") return;
-    for (const h of [...this.membershipHandlers]) {
-      try {
-        h(e);
-      } catch (err) {
-        this.counters.handlerErrors++;
-        this.log.error("membership-handler", `membership handler of node "${this.nodeName}" threw (${e.type} ${e.node})`, { error: err });
-      }
-    }
+    this.handlers.emitMembership(e);
   }
 }
 

@@ -16,7 +16,7 @@
  */
 import { CinderError } from "./internal/errors.js";
 import { GenServer, type GenServerBehaviour, type ServerName, type ServerRef, type StartOptions } from "./gen_server.js";
-import { Intensity, isNormalExit, logChildError, shutdownChild, startChildProcess, type ChildSpec } from "./internal/child.js";
+import { Intensity, isNormalExit, logChildError, perNode, shutdownChild, startChildProcess, unwrapReply as unwrap, type ChildSpec, type SupervisorReply } from "./internal/child.js";
 import type { NodeCore } from "./internal/node_core.js";
 import type { Process } from "./internal/process.js";
 import { coreOf, type Context } from "./internal/request.js";
@@ -45,8 +45,23 @@ export interface DynamicChildInfo {
   type: "worker" | "supervisor";
 }
 
-/** Raised by `startChild` when the supervisor already holds `maxChildren` children. */
+/**
+ * Raised by `startChild` when the supervisor already holds `maxChildren` children.
+ *
+ * @example
+ * ```ts
+ * import { startNode, DynamicSupervisor, MaxChildrenError, type DynamicChildSpec } from "@cinder/runtime";
+ * const node = await startNode();
+ * const sup = await DynamicSupervisor.start(node, { maxChildren: 1 });
+ * const idle: DynamicChildSpec = { start: (s) => s.spawnLink(async (self) => void (await self.receive())) };
+ * await DynamicSupervisor.startChild(node, sup, idle);
+ * const e = await DynamicSupervisor.startChild(node, sup, idle).catch((e: unknown) => e);
+ * console.log(e instanceof MaxChildrenError, (e as MaxChildrenError).max); // [true, 1]
+ * await node.stop();
+ * ```
+ */
 export class MaxChildrenError extends CinderError {
+  /** The supervisor's `maxChildren`. */
   readonly max: number;
   constructor(max: number) {
     super("max_children", `dynamic supervisor already holds its maximum of ${max} children`, "max_children");
@@ -56,7 +71,7 @@ export class MaxChildrenError extends CinderError {
 }
 
 type DynCall = { op: "start_child"; spec: DynamicChildSpec } | { op: "terminate_child"; pid: Pid } | { op: "which_children" } | { op: "count_children" };
-type DynReply = { ok: unknown } | { error: CinderError };
+type DynReply = SupervisorReply;
 type DynInfo = ExitMessage | { $dsup: "retry"; serial: number };
 
 /** A DynamicSupervisor's ref. */
@@ -116,10 +131,7 @@ function makeBehaviour(core: NodeCore): GenServerBehaviour<DynState, DynCall, Dy
       return undefined;
     }
     if (reason !== "shutdown" && reason !== "normal") logChildError(core, self.pid, r.spec.id, "exited", reason);
-    if (!st.intensity.add()) {
-      core.logger.error(`dynamic supervisor ${self.pid}: reached max restart intensity; shutting down`);
-      return "shutdown";
-    }
+    if (!st.intensity.allow(core, `dynamic supervisor ${self.pid}`)) return "shutdown";
     await restart(self, st, r);
     return undefined;
   }
@@ -190,10 +202,7 @@ function makeBehaviour(core: NodeCore): GenServerBehaviour<DynState, DynCall, Dy
       if ("$dsup" in msg) {
         const r = st.children.get(msg.serial);
         if (r === undefined || r.pid !== undefined) return { state: st };
-        if (!st.intensity.add()) {
-          core.logger.error(`dynamic supervisor ${self.pid}: reached max restart intensity; shutting down`);
-          return { state: st, stop: "shutdown" };
-        }
+        if (!st.intensity.allow(core, `dynamic supervisor ${self.pid}`)) return { state: st, stop: "shutdown" };
         await restart(self, st, r);
         return { state: st };
       }
@@ -210,18 +219,7 @@ function makeBehaviour(core: NodeCore): GenServerBehaviour<DynState, DynCall, Dy
   };
 }
 
-const behaviours = new WeakMap<NodeCore, ReturnType<typeof makeBehaviour>>();
-function behaviourFor(core: NodeCore) {
-  let b = behaviours.get(core);
-  if (!b) behaviours.set(core, (b = makeBehaviour(core)));
-  return b;
-}
-
-async function unwrap<T>(p: Promise<DynReply>): Promise<T> {
-  const r = await p;
-  if ("error" in r) throw r.error;
-  return r.ok as T;
-}
+const behaviourFor = perNode(makeBehaviour);
 
 /** Where a DynamicSupervisor can be reached: its ref, a registered name or a via name. */
 export type DynamicSupervisorName = ServerName<DynCall, DynReply, never>;

@@ -74,8 +74,21 @@ export interface StartOptions {
   parentPid?: Pid;
 }
 
-/** Raised by `start` when the name is taken; `pid` is the current owner. */
+/**
+ * Raised by `start` when the name is taken; `pid` is the current owner.
+ *
+ * @example
+ * ```ts
+ * import { startNode, GenServer, AlreadyStartedError } from "@cinder/runtime";
+ * const node = await startNode();
+ * const first = await GenServer.start(node, { init: () => null }, undefined, { name: "cache" });
+ * const e = await GenServer.start(node, { init: () => null }, undefined, { name: "cache" }).catch((e: unknown) => e);
+ * console.log(e instanceof AlreadyStartedError && e.pid === first); // true
+ * await node.stop();
+ * ```
+ */
 export class AlreadyStartedError extends CinderError {
+  /** The process that holds the name. */
   readonly pid: Pid;
   constructor(name: string, pid: Pid) {
     super("already_started", `already started: ${name} is ${pid}`, { already_started: pid });
@@ -84,7 +97,18 @@ export class AlreadyStartedError extends CinderError {
   }
 }
 
-/** Raised by `start` when `init` throws or exits; `reason` is what it threw. */
+/**
+ * Raised by `start` when `init` throws or exits; `reason` is what it threw.
+ *
+ * @example
+ * ```ts
+ * import { startNode, GenServer, InitError } from "@cinder/runtime";
+ * const node = await startNode();
+ * const e = await GenServer.start(node, { init: (): never => { throw new Error("no config"); } }, undefined).catch((e: unknown) => e);
+ * console.log(e instanceof InitError, (e as InitError).code, (e as InitError).reason); // [true, "init_failed", Error: no config]
+ * await node.stop();
+ * ```
+ */
 export class InitError extends CinderError {
   constructor(what: string, reason: unknown) {
     super("init_failed", `${what} init failed: ${formatReason(reason)}`, reason);
@@ -304,19 +328,76 @@ export const GenServer = {
     return request<R>(core, pid, (from) => ({ $gen: "call", req, from }), timeout, what);
   },
 
-  /** Sends a cast; never blocks, never throws (even for a dead or unknown server). */
+  /**
+   * Sends a cast; never blocks, never throws (even for a dead or unknown server). Casts and
+   * calls from one caller are handled in the order sent.
+   *
+   * @example
+   * ```ts
+   * import { startNode, GenServer, type GenServerBehaviour } from "@cinder/runtime";
+   * const Log: GenServerBehaviour<string[], "read", string[], string> = {
+   *   init: () => [],
+   *   handleCast: (line, lines) => ({ state: [...lines, line] }),
+   *   handleCall: (_req, _from, lines) => ({ reply: lines, state: lines }),
+   * };
+   * const node = await startNode();
+   * const log = await GenServer.start(node, Log, undefined);
+   * GenServer.cast(node, log, "a");
+   * GenServer.cast(node, log, "b");
+   * GenServer.cast(node, "no_such_server", "c"); // dropped, no error
+   * console.log(await GenServer.call(node, log, "read")); // ["a", "b"]
+   * await node.stop();
+   * ```
+   */
   cast<K>(ctx: Context, server: ServerName<any, any, K>, msg: K): void {
     const core = coreOf(ctx);
     const pid = resolveServer(core, server);
     if (pid !== undefined) core.send(pid, { $gen: "cast", msg });
   },
 
-  /** Answers a call later (a deferred reply), from any process. */
+  /**
+   * Answers a call later (a deferred reply), from any process: `handleCall` keeps `from` and
+   * returns no `reply`; the server goes on handling other messages meanwhile.
+   *
+   * @example
+   * ```ts
+   * import { startNode, GenServer, type From, type GenServerBehaviour } from "@cinder/runtime";
+   * // "wait" calls are answered by the next "release" call
+   * const Gate: GenServerBehaviour<From<string>[], "wait" | "release", string> = {
+   *   init: () => [],
+   *   handleCall: (req, from, waiting, self) => {
+   *     if (req === "wait") return { state: [...waiting, from] };
+   *     for (const w of waiting) GenServer.reply(self, w, "open");
+   *     return { reply: `released ${waiting.length}`, state: [] };
+   *   },
+   * };
+   * const node = await startNode();
+   * const gate = await GenServer.start(node, Gate, undefined);
+   * const waiting = GenServer.call(node, gate, "wait");
+   * console.log(await GenServer.call(node, gate, "release")); // "released 1"
+   * console.log(await waiting); // "open"
+   * await node.stop();
+   * ```
+   */
   reply<R>(ctx: Context, from: From<R>, value: R): void {
     replyTo(coreOf(ctx), from, value);
   },
 
-  /** Stops the server with `reason` (default `normal`) after its `terminate` has run. */
+  /**
+   * Stops the server with `reason` (default `normal`) after its `terminate` has run; resolves
+   * once it has exited. Rejects with `NoProcError` for a dead or unknown server.
+   *
+   * @example
+   * ```ts
+   * import { startNode, GenServer } from "@cinder/runtime";
+   * const node = await startNode();
+   * const seen: unknown[] = [];
+   * const server = await GenServer.start(node, { init: () => "state", terminate: (reason, state) => void seen.push(reason, state) }, undefined, { name: "svc" });
+   * await GenServer.stop(node, "svc", "shutdown");
+   * console.log(seen, GenServer.whereis(node, "svc"), node.isAlive(server)); // [["shutdown", "state"], undefined, false]
+   * await node.stop();
+   * ```
+   */
   async stop(ctx: Context, server: ServerName, reason: ExitReason = "normal", timeout = Infinity): Promise<void> {
     const core = coreOf(ctx);
     const pid = resolveServer(core, server);

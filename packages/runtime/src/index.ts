@@ -67,6 +67,7 @@ export { Agent, type AgentRef, type AgentName } from "./agent.js";
 // cluster: codec, membership, in-memory cluster (used by @cinder/pubsub and @cinder/redis)
 export { encodeFrame, decodeFrame, FrameDecodeError, FrameEncodeError, CODEC_VERSION, SUPPORTED_CODEC_VERSIONS, type FrameDecodeReason } from "./cluster/codec.js";
 export { PeerTable, type PeerTableOptions } from "./cluster/membership.js";
+export { TransportHandlers } from "./cluster/handlers.js";
 export { MemoryCluster, MemoryTransport, NO_FAULTS, type LinkFaults, type MemoryClusterOptions, type MemoryClusterStats } from "./cluster/memory.js";
 export type { TransportLogger } from "./cluster/transport.js";
 export type { ThreadContext, ServiceHandler } from "./internal/threads.js";

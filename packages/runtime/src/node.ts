@@ -189,7 +189,21 @@ export class CinderNode extends NodeCore {
   }
 }
 
-/** Starts a node (same as `CinderNode.start`). */
+/**
+ * Starts a node (same as `CinderNode.start`). Pids carry the node's name; a name with `<`, `>`,
+ * `.`, `#` or spaces is refused (`badarg`).
+ *
+ * @example
+ * ```ts
+ * import { startNode } from "@cinder/runtime";
+ * const node = await startNode({ name: "web-1", schedulers: 1 });
+ * console.log(node.name, node.schedulerCount); // ["web-1", 1]
+ * console.log(node.spawn(() => {}).startsWith("<web-1#")); // true
+ * await node.stop();
+ * console.log(node.stopping); // true
+ * console.log(await startNode({ name: "web 1" }).catch((e) => e.code)); // "badarg"
+ * ```
+ */
 export function startNode(opts?: StartNodeOptions): Promise<CinderNode> {
   return CinderNode.start(opts);
 }

@@ -95,7 +95,21 @@ export async function spawnOn<M = unknown>(ctx: Context, placement: Placement, r
   return { pid: pid as Ref<M>, monitorRef, scheduler: index };
 }
 
-/** Starts a GenServer (exported behaviour) on a scheduler; linked to `parent` if given. */
+/**
+ * Starts a GenServer on a scheduler chosen by `placement`; its behaviour is a module export and
+ * `arg` (structured-clonable) its init argument. Linked to `opts.link` if given.
+ *
+ * @example
+ * ```ts
+ * import { startNode, startGenServerOn, GenServer } from "@cinder/runtime";
+ * const node = await startNode({ schedulers: 1 });
+ * const mod = "data:text/javascript,export const counter = { init: (n) => n, handleCall: (by, _from, n) => ({ reply: n + by, state: n + by }) };";
+ * const counter = await startGenServerOn<number, number>(node, "least_loaded", { module: mod, export: "counter" }, 40, { name: "counter" });
+ * console.log(await GenServer.call(node, counter, 2)); // 42
+ * console.log(GenServer.whereis(node, "counter") === counter); // true
+ * await node.stop();
+ * ```
+ */
 export async function startGenServerOn<C = any, R = any, K = any>(ctx: Context, placement: Placement, ref: ModuleRef, arg: unknown, opts: Omit<SpawnOnOptions, "kind"> = {}): Promise<ServerRef<C, R, K>> {
   const { pid } = await spawnOn(ctx, placement, ref, [arg], { ...opts, kind: "genserver" });
   return pid as ServerRef<C, R, K>;

@@ -53,8 +53,27 @@ export interface RegistryOptions {
 /** One registry entry: the owning pid and its value. */
 export type RegistryEntry<V> = [pid: Pid, value: V];
 
-/** Raised by `Registry.register` when a unique key is taken; `pid` is its live owner. */
+/**
+ * Raised by `Registry.register` when a unique key is taken; `pid` is its live owner. The key
+ * frees when its owner exits.
+ *
+ * @example
+ * ```ts
+ * import { startNode, Registry, AlreadyRegisteredError } from "@cinder/runtime";
+ * const node = await startNode();
+ * const sessions = await Registry.start<string, string>(node, { keys: "unique" });
+ * const first = node.process(), second = node.process();
+ * Registry.register(first, sessions, "user:7", "tab 1");
+ * try { Registry.register(second, sessions, "user:7", "tab 2"); }
+ * catch (e) { console.log(e instanceof AlreadyRegisteredError && e.pid === first.pid); } // true
+ * first.exit("normal");
+ * Registry.register(second, sessions, "user:7", "tab 2");
+ * console.log(Registry.lookup(sessions, "user:7")[0]![1]); // "tab 2"
+ * await node.stop();
+ * ```
+ */
 export class AlreadyRegisteredError extends CinderError {
+  /** The live process that holds the key. */
   readonly pid: Pid;
   constructor(key: unknown, pid: Pid) {
     super("already_registered", `key ${describeKey(key)} is already registered by ${pid}`, { already_registered: pid });
@@ -416,6 +435,25 @@ function tablesOf(core: NodeCore): Map<string, RegistryTable<any, any>> {
  * A handle on a registry, typed with its keys `K` and values `V`. A handle from a named
  * registry follows the name across restarts; an unnamed one is bound to one registry's life.
  * It is also a `ViaResolver` (its unique keys name processes: see `Registry.via`).
+ *
+ * @example
+ * ```ts
+ * import { startNode, silentLogger, Registry, Supervisor, type Pid } from "@cinder/runtime";
+ * const node = await startNode({ logger: silentLogger });
+ * await node.startChild(Registry.childSpec({ keys: "unique", name: "workers" }));
+ * const workers = Registry.named<string, number>(node, "workers"); // follows restarts
+ * const w = node.process();
+ * Registry.register(w, workers, "w1", 1);
+ * console.log(workers.whereisName("w1") === w.pid); // true
+ * const me = node.process();
+ * const before = workers.pid as Pid;
+ * me.monitor(before);
+ * me.exit(before, "kill"); // the registry crashes; its supervisor restarts it, empty
+ * await me.receive();
+ * await Supervisor.whichChildren(node, node.root); // answered after the restart
+ * console.log(workers.pid !== undefined && workers.pid !== before, Registry.count(workers)); // [true, 0]
+ * await node.stop();
+ * ```
  */
 export class RegistryRef<K = unknown, V = unknown> implements ViaResolver {
   /** @internal */ readonly core: NodeCore;

@@ -18,7 +18,7 @@
  */
 import { CinderError } from "./internal/errors.js";
 import { GenServer, type GenServerBehaviour, type ServerRef, type StartOptions } from "./gen_server.js";
-import { Intensity, isNormalExit, logChildError, shutdownChild, startChildProcess, type ChildSpec } from "./internal/child.js";
+import { Intensity, isNormalExit, logChildError, perNode, shutdownChild, startChildProcess, unwrapReply as unwrap, type ChildSpec, type SupervisorReply } from "./internal/child.js";
 import type { Process } from "./internal/process.js";
 import { coreOf, type Context } from "./internal/request.js";
 import type { ExitMessage, ExitReason, Pid } from "./internal/types.js";
@@ -63,7 +63,7 @@ type SupCall =
   | { op: "which_children" }
   | { op: "count_children" };
 
-type SupReply = { ok: unknown } | { error: CinderError };
+type SupReply = SupervisorReply;
 type SupInfo = ExitMessage | { $sup: "retry"; ids: string[] };
 
 /** A supervisor's ref. */
@@ -137,10 +137,7 @@ function makeBehaviour(core: NodeCore): GenServerBehaviour<SupState, SupCall, Su
     }
     if (rt === "transient" && isNormalExit(reason)) return undefined;
     if (reason !== "shutdown" && reason !== "normal") logChildError(core, self.pid, r.spec.id, "exited", reason);
-    if (!st.intensity.add()) {
-      core.logger.error(`supervisor ${self.pid}: reached max restart intensity; shutting down`);
-      return "shutdown";
-    }
+    if (!st.intensity.allow(core, `supervisor ${self.pid}`)) return "shutdown";
     return restartBy(self, st, r);
   }
 
@@ -244,10 +241,7 @@ function makeBehaviour(core: NodeCore): GenServerBehaviour<SupState, SupCall, Su
       if ("$sup" in msg) {
         const recs = msg.ids.map((id) => st.children.find((r) => r.spec.id === id)).filter((r): r is Rec => r !== undefined && r.restarting);
         if (recs.length === 0) return { state: st };
-        if (!st.intensity.add()) {
-          core.logger.error(`supervisor ${self.pid}: reached max restart intensity; shutting down`);
-          return { state: st, stop: "shutdown" };
-        }
+        if (!st.intensity.allow(core, `supervisor ${self.pid}`)) return { state: st, stop: "shutdown" };
         await restartGroup(self, st, recs);
         return { state: st };
       }
@@ -264,31 +258,28 @@ function makeBehaviour(core: NodeCore): GenServerBehaviour<SupState, SupCall, Su
   };
 }
 
-const behaviours = new WeakMap<NodeCore, ReturnType<typeof makeBehaviour>>();
-function behaviourFor(core: NodeCore) {
-  let b = behaviours.get(core);
-  if (!b) behaviours.set(core, (b = makeBehaviour(core)));
-  return b;
-}
-
-async function unwrap<T>(p: Promise<SupReply>): Promise<T> {
-  const r = await p;
-  if ("error" in r) throw r.error;
-  return r.ok as T;
-}
+const behaviourFor = perNode(makeBehaviour);
 
 /**
  * Supervisor functions.
  *
  * @example
  * ```ts
- * import { startNode, Supervisor, GenServer } from "@cinder/runtime";
- * const node = await startNode();
+ * import { startNode, silentLogger, Supervisor, GenServer, type Pid } from "@cinder/runtime";
+ * const node = await startNode({ logger: silentLogger });
  * const sup = await Supervisor.start(node, {
  *   strategy: "one_for_one",
- *   children: [{ id: "echo", start: (s) => GenServer.startLink(s, { init: () => null, handleCall: (r: string, _f, st) => ({ reply: r, state: st }) }, undefined) }],
+ *   children: [{ id: "echo", start: (s) => GenServer.startLink(s, { init: () => null, handleCall: (r: string, _f, st) => ({ reply: r, state: st }) }, undefined, { name: "echo" }) }],
  * });
  * console.log((await Supervisor.whichChildren(node, sup)).map((c) => c.id)); // ["echo"]
+ * const first = GenServer.whereis(node, "echo") as Pid;
+ * const me = node.process();
+ * me.monitor(first);
+ * me.exit(first, "kill");
+ * await me.receive(); // its DOWN; the supervisor got its EXIT before our next call
+ * const [echo] = await Supervisor.whichChildren(node, sup);
+ * console.log(echo!.pid !== first, echo!.pid === GenServer.whereis(node, "echo")); // [true, true]: restarted
+ * console.log(await GenServer.call(node, "echo", "still here")); // "still here"
  * await node.stop();
  * ```
  */
@@ -313,7 +304,23 @@ export const Supervisor = {
   terminateChild(ctx: Context, sup: SupervisorRef | string, id: string): Promise<void> {
     return unwrap(GenServer.call(ctx, sup, { op: "terminate_child", id }, Infinity));
   },
-  /** Starts a stopped child again from its spec; rejects `running` / `not_found`. */
+  /**
+   * Starts a stopped child again from its spec; rejects `running` / `not_found`.
+   *
+   * @example
+   * ```ts
+   * import { startNode, Supervisor, type ChildSpec } from "@cinder/runtime";
+   * const node = await startNode();
+   * const idle: ChildSpec = { id: "idle", start: (s) => s.spawnLink(async (self) => void (await self.receive())) };
+   * const sup = await Supervisor.start(node, { children: [idle] });
+   * await Supervisor.terminateChild(node, sup, "idle"); // stopped, spec kept
+   * console.log(await Supervisor.countChildren(node, sup)); // { specs: 1, active: 0, supervisors: 0, workers: 1 }
+   * const pid = await Supervisor.restartChild(node, sup, "idle");
+   * console.log(node.isAlive(pid!)); // true
+   * console.log(await Supervisor.restartChild(node, sup, "idle").catch((e) => e.code)); // "running"
+   * await node.stop();
+   * ```
+   */
   restartChild(ctx: Context, sup: SupervisorRef | string, id: string): Promise<Pid | undefined> {
     return unwrap(GenServer.call(ctx, sup, { op: "restart_child", id }, Infinity));
   },

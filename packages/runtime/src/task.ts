@@ -189,6 +189,19 @@ export const Task = {
    * Stops the task: unlinks it from its owner, sends `shutdown` and waits `shutdown` ms
    * (default 5000) before killing it (`brutal_kill`: kill at once). Resolves with its result if
    * it finished first (`{ ok }`, or `{ exit }` for a reason of its own), else `undefined`.
+   *
+   * @example
+   * ```ts
+   * import { startNode, Task } from "@cinder/runtime";
+   * const node = await startNode();
+   * const me = node.process();
+   * const forever = Task.async(me, () => new Promise<never>(() => {}));
+   * console.log(await Task.shutdown(forever, 100), node.isAlive(forever.pid)); // [undefined, false]
+   * const quick = Task.async(me, () => "done");
+   * await Task.yield(quick);
+   * console.log(await Task.shutdown(quick)); // { ok: "done" }
+   * await node.stop();
+   * ```
    */
   async shutdown<T>(task: Task<T>, shutdown: number | "brutal_kill" = 5000): Promise<TaskResult<T> | undefined> {
     const st = stateOf(task);

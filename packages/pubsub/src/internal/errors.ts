@@ -44,16 +44,26 @@ export type BroadcastFailure =
  *
  * @example
  * ```ts
- * import { startNode } from "@cinder/runtime";
- * import { PubSub, BroadcastError } from "@cinder/pubsub";
- * const node = await startNode({ schedulers: 1 });
- * const ps = await PubSub.start(node, { name: "doc_err" });
- * const r = PubSub.broadcast(node, ps, "t", "hello");
- * console.log(r instanceof BroadcastError ? r.failure : r); // "ok"
+ * import { startNode, MemoryCluster } from "@cinder/runtime";
+ * import { PubSub, BroadcastError, clusterAdapter } from "@cinder/pubsub";
+ * const cluster = new MemoryCluster();
+ * const transport = cluster.node("a");
+ * await transport.start();
+ * const node = await startNode({ name: "a", schedulers: 1 });
+ * const ps = await PubSub.start(node, { name: "doc_err", adapter: clusterAdapter(transport) });
+ * const me = node.process();
+ * PubSub.subscribe(me, ps, "t");
+ * console.log(PubSub.broadcast(node, ps, "t", "one")); // "ok"
+ * cluster.kill("a"); // the transport is down: other nodes cannot be reached
+ * const r = PubSub.broadcast(node, ps, "t", "two");
+ * console.log(r instanceof BroadcastError && [r.failure, r.code, r.remoteOnly]); // ["transport", "noconnection", true]
+ * console.log(me.flush()); // ["one", "two"]: local delivery still happened
  * await node.stop();
+ * await cluster.close();
  * ```
  */
 export class BroadcastError extends CinderError {
+  /** What failed: the transport, encoding for other nodes, or cloning for other schedulers. */
   readonly failure: BroadcastFailure;
   /** True when local dispatch happened and only other nodes/schedulers were missed. */
   readonly remoteOnly: boolean;

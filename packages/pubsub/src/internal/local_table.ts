@@ -67,31 +67,42 @@ export interface TableEvents {
   lost(index: number, topic: string): void;
 }
 
-/** Counters of one scheduler's table. */
-export interface TableStats {
-  scheduler: number;
-  topics: number;
+/**
+ * The delivery counters every PubSub statistic has (of a topic, a table, an instance):
+ * subscriptions (entries), distinct subscriber pids, messages delivered, and what the
+ * slow-consumer policies dropped or ended. An exited subscriber's deliveries stay in its
+ * table's (and instance's) counters; a topic's count only its live entries.
+ */
+export interface DeliveryCounters {
   subscriptions: number;
   subscribers: number;
   delivered: number;
   droppedNewest: number;
   droppedOldest: number;
   slowConsumerExits: number;
+}
+
+/** The {@link DeliveryCounters} keys, in display order. */
+export const DELIVERY_COUNTERS = ["subscriptions", "subscribers", "delivered", "droppedNewest", "droppedOldest", "slowConsumerExits"] as const;
+
+/** Counters of one scheduler's table. */
+export interface TableStats extends DeliveryCounters {
+  scheduler: number;
+  topics: number;
   dispatcherErrors: number;
   /** entries touched while removing exited subscribers (≈ one per subscription removed) */
   removalVisits: number;
 }
 
 /** Counters of one topic on one scheduler. */
-export interface TopicTableStats {
-  subscriptions: number;
-  subscribers: number;
-  delivered: number;
-  droppedNewest: number;
-  droppedOldest: number;
-  slowConsumerExits: number;
+export interface TopicTableStats extends DeliveryCounters {
   /** highest count of undelivered-and-untaken messages of any bounded entry */
   highWater: number;
+}
+
+/** @internal a topic's counters before any entry is counted */
+export function emptyTopicStats(): TopicTableStats {
+  return { subscriptions: 0, subscribers: 0, delivered: 0, droppedNewest: 0, droppedOldest: 0, slowConsumerExits: 0, highWater: 0 };
 }
 
 const NO_TOPIC: never[] = [];
@@ -212,15 +223,8 @@ export class LocalTable implements DispatchContext {
   }
 
   private retire(e: Sub): void {
-    const r = this.retired;
-    r.delivered += e.delivered;
-    const ov = e.ov;
-    if (ov !== null) {
-      r.droppedNewest += ov.droppedNewest;
-      r.droppedOldest += ov.droppedOldest;
-      r.slowConsumerExits += ov.exits;
-      ov.release();
-    }
+    countEntry(this.retired, e);
+    e.ov?.release();
   }
 
   private linkPid(sub: Sub): void {
@@ -375,36 +379,32 @@ export class LocalTable implements DispatchContext {
     };
     for (const t of this.topics.values()) {
       const heads = t.one !== null ? [t.one] : t.many!.values();
-      for (const h of heads) {
-        for (let e: Sub | null = h; e !== null; e = e.dup) {
-          s.delivered += e.delivered;
-          if (e.ov !== null) {
-            s.droppedNewest += e.ov.droppedNewest;
-            s.droppedOldest += e.ov.droppedOldest;
-            s.slowConsumerExits += e.ov.exits;
-          }
-        }
-      }
+      for (const h of heads) for (let e: Sub | null = h; e !== null; e = e.dup) countEntry(s, e);
     }
     return s;
   }
 
   topicStats(topic: string): TopicTableStats {
     const t = this.topics.get(topic);
-    const s: TopicTableStats = { subscriptions: 0, subscribers: 0, delivered: 0, droppedNewest: 0, droppedOldest: 0, slowConsumerExits: 0, highWater: 0 };
+    const s = emptyTopicStats();
     if (t === undefined) return s;
     s.subscriptions = t.entries;
     s.subscribers = t.pids;
     for (const e of (t.cache ??= flatten(t))) {
-      s.delivered += e.delivered;
-      if (e.ov !== null) {
-        s.droppedNewest += e.ov.droppedNewest;
-        s.droppedOldest += e.ov.droppedOldest;
-        s.slowConsumerExits += e.ov.exits;
-        if (e.ov.highWater > s.highWater) s.highWater = e.ov.highWater;
-      }
+      countEntry(s, e);
+      if (e.ov !== null && e.ov.highWater > s.highWater) s.highWater = e.ov.highWater;
     }
     return s;
+  }
+}
+
+/** Adds one entry's deliveries and slow-consumer drops and exits to `s`. */
+function countEntry(s: Pick<DeliveryCounters, "delivered" | "droppedNewest" | "droppedOldest" | "slowConsumerExits">, e: Sub): void {
+  s.delivered += e.delivered;
+  if (e.ov !== null) {
+    s.droppedNewest += e.ov.droppedNewest;
+    s.droppedOldest += e.ov.droppedOldest;
+    s.slowConsumerExits += e.ov.exits;
   }
 }
 

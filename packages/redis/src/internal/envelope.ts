@@ -18,6 +18,7 @@
  */
 import { FrameDecodeError } from "@cinder/runtime";
 
+/** The version byte of the envelopes this transport writes (and the only one it reads). */
 export const ENVELOPE_VERSION = 1;
 
 export type Envelope =

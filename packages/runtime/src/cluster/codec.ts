@@ -39,9 +39,21 @@ export const CODEC_VERSION = 1;
 /** Versions this node can read. */
 export const SUPPORTED_CODEC_VERSIONS: readonly number[] = [1];
 
+/** Why {@link decodeFrame} refused its input (see {@link FrameDecodeError}). */
 export type FrameDecodeReason = "empty" | "unknown-version" | "malformed";
 
-/** Thrown by {@link decodeFrame} when bytes are not a frame this node can read. */
+/**
+ * Thrown by {@link decodeFrame} when bytes are not a frame this node can read.
+ *
+ * @example
+ * ```ts
+ * import { decodeFrame, FrameDecodeError } from "@cinder/runtime";
+ * for (const bytes of [new Uint8Array([]), new Uint8Array([1, 255, 255])]) {
+ *   try { decodeFrame(bytes); }
+ *   catch (e) { if (e instanceof FrameDecodeError) console.log(e.reason, e.byteLength); } // [["empty", 0], ["malformed", 3]]
+ * }
+ * ```
+ */
 export class FrameDecodeError extends Error {
   override readonly name = "FrameDecodeError";
   /** Why decoding failed. */
@@ -59,7 +71,16 @@ export class FrameDecodeError extends Error {
   }
 }
 
-/** Thrown by {@link encodeFrame} when a value cannot be encoded (a function, a symbol...). */
+/**
+ * Thrown by {@link encodeFrame} when a value cannot be encoded (a function, a symbol...).
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, FrameEncodeError } from "@cinder/runtime";
+ * try { encodeFrame({ onMessage: () => {} }); }
+ * catch (e) { console.log(e instanceof FrameEncodeError); } // true
+ * ```
+ */
 export class FrameEncodeError extends Error {
   override readonly name = "FrameEncodeError";
   constructor(message: string, opts?: { cause?: unknown }) {

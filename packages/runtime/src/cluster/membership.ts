@@ -2,24 +2,10 @@
  * Heartbeat membership shared by every transport: which peers are up, under which incarnation,
  * and whether a frame from a peer may be delivered. Implements the membership rules of
  * `transport.ts`; the transport feeds it what it hears and forwards the events it emits.
- *
- * @example
- * ```ts
- * import { PeerTable, type MembershipEvent } from "@cinder/runtime";
- * const events: MembershipEvent[] = [];
- * const peers = new PeerTable({ downAfterMs: 100, onEvent: (e) => events.push(e) });
- * peers.start();                       // begins checking for silent peers
- * peers.heartbeat("b", "inc-1");       // -> { type: "up", node: "b", incarnation: "inc-1" }
- * console.log(peers.frame("b", "inc-1")); // true: deliver
- * await new Promise((r) => setTimeout(r, 300)); // 100 ms+ without hearing from b -> down
- * console.log(peers.frame("b", "inc-1")); // false: drop until a heartbeat revives it
- * peers.heartbeat("b", "inc-2");       // restarted -> { type: "up", ..., incarnation: "inc-2" }
- * peers.stop();
- * console.log(events.map((e) => `${e.type} ${e.incarnation}`)); // ["up inc-1", "down inc-1", "up inc-2"]
- * ```
  */
 import type { MembershipEvent } from "./transport.js";
 
+/** Options of a {@link PeerTable}. */
 export interface PeerTableOptions {
   /** A peer not heard from for this long is reported down. */
   downAfterMs: number;
@@ -43,6 +29,26 @@ interface Peer {
   retired: string[];
 }
 
+/**
+ * The peers one transport hears: up or down, under which incarnation, and whether a frame from
+ * one may be delivered. A transport calls `heartbeat`/`frame` for what it receives and forwards
+ * `onEvent`'s events to its membership handlers.
+ *
+ * @example
+ * ```ts
+ * import { PeerTable, type MembershipEvent } from "@cinder/runtime";
+ * const events: MembershipEvent[] = [];
+ * const peers = new PeerTable({ downAfterMs: 100, onEvent: (e) => events.push(e) });
+ * peers.start();                       // begins checking for silent peers
+ * peers.heartbeat("b", "inc-1");       // -> { type: "up", node: "b", incarnation: "inc-1" }
+ * console.log(peers.frame("b", "inc-1")); // true: deliver
+ * await new Promise((r) => setTimeout(r, 300)); // 100 ms+ without hearing from b -> down
+ * console.log(peers.frame("b", "inc-1")); // false: drop until a heartbeat revives it
+ * peers.heartbeat("b", "inc-2");       // restarted -> { type: "up", ..., incarnation: "inc-2" }
+ * peers.stop();
+ * console.log(events.map((e) => `${e.type} ${e.incarnation}`)); // ["up inc-1", "down inc-1", "up inc-2"]
+ * ```
+ */
 export class PeerTable {
   readonly downAfterMs: number;
   readonly checkEveryMs: number;
@@ -110,6 +116,7 @@ export class PeerTable {
     }
   }
 
+  /** Is `node` currently up? */
   isUp(node: string): boolean {
     return this.peers.get(node)?.up === true;
   }

@@ -16,25 +16,9 @@
  *   reorder apply to data frames only unless `heartbeats: true` is set in the faults.
  * - Frames are always delivered asynchronously, never inside `sendTo`/`broadcast`, and each
  *   receiver gets its own copy of the payload.
- *
- * @example
- * ```ts
- * import { MemoryCluster } from "@cinder/runtime";
- * const cluster = new MemoryCluster({ heartbeatMs: 20, downAfterMs: 100, seed: 7 });
- * const a = cluster.node("a"), b = cluster.node("b");
- * const got = new Promise((r) => b.onFrame((from, channel, payload) => r([from, channel, [...payload]])));
- * const bUp = new Promise((r) => a.onMembership((e) => e.type === "up" && r(e.node)));
- * await a.start(); await b.start();
- * console.log(await bUp); // "b" (a sees b up within one heartbeat)
- * a.sendTo("b", "pubsub", new Uint8Array([1, 2, 3]));
- * console.log(await got); // ["a", "pubsub", [1, 2, 3]]
- * cluster.setFaults({ delayMs: 5, drop: 0.1, duplicate: 0.05 });
- * cluster.partition(["a"], ["b"]);    // both sides see the other down after 100 ms
- * cluster.heal();                     // ...and up again at the next heartbeat
- * await cluster.close();
- * ```
  */
 import { PeerTable } from "./membership.js";
+import { TransportHandlers } from "./handlers.js";
 import type { ClusterTransport, MembershipEvent, TransportLogger, TransportStats } from "./transport.js";
 
 /** What can go wrong on a link. Probabilities are in [0, 1]. */
@@ -60,6 +44,7 @@ export interface LinkFaults {
   heartbeats: boolean;
 }
 
+/** A link that does nothing wrong: the defaults of every {@link LinkFaults} field. */
 export const NO_FAULTS: Readonly<LinkFaults> = Object.freeze({
   delayMs: 0,
   jitterMs: 0,
@@ -70,6 +55,7 @@ export const NO_FAULTS: Readonly<LinkFaults> = Object.freeze({
   heartbeats: false,
 });
 
+/** Options of a {@link MemoryCluster}: membership timing, fault seed and faults, logger. */
 export interface MemoryClusterOptions {
   /** Heartbeat period of every node, ms. Default 100. */
   heartbeatMs?: number;
@@ -231,7 +217,34 @@ class Link {
   }
 }
 
-/** The hub: nodes of one in-process cluster and the (faulty) links between them. */
+/**
+ * The hub: nodes of one in-process cluster and the (faulty) links between them. Faults:
+ * `setFaults({ delayMs: 5, drop: 0.1, duplicate: 0.05 })` (every link), `setLink` (one
+ * direction of one pair), `partition`/`heal`, `kill`/`restart`.
+ *
+ * @example
+ * ```ts
+ * import { MemoryCluster, type MemoryTransport } from "@cinder/runtime";
+ * const cluster = new MemoryCluster({ heartbeatMs: 20, downAfterMs: 100, seed: 7 });
+ * const a = cluster.node("a"), b = cluster.node("b");
+ * const next = (t: MemoryTransport, type: "up" | "down") =>
+ *   new Promise((r) => { const off = t.onMembership((e) => { if (e.type === type) { off(); r(e.node); } }); });
+ * const got = new Promise((r) => b.onFrame((from, channel, payload) => r([from, channel, [...payload]])));
+ * const bUp = next(a, "up");
+ * await a.start(); await b.start();
+ * console.log(await bUp); // "b" (a sees b up at its first heartbeat)
+ * a.sendTo("b", "pubsub", new Uint8Array([1, 2, 3]));
+ * console.log(await got); // ["a", "pubsub", [1, 2, 3]]
+ * const bDown = next(a, "down");
+ * cluster.partition(["a"], ["b"]);
+ * console.log(await bDown, a.members()); // ["b", []] (100 ms without a heartbeat)
+ * const bBack = next(a, "up");
+ * cluster.heal();
+ * console.log(await bBack, a.members()); // ["b", ["b"]] (at the next heartbeat)
+ * console.log(cluster.stats().lostToPartition > 0); // true
+ * await cluster.close();
+ * ```
+ */
 export class MemoryCluster {
   readonly heartbeatMs: number;
   readonly downAfterMs: number;
@@ -351,6 +364,7 @@ export class MemoryCluster {
     return o === undefined ? this.defaultFaults : { ...this.defaultFaults, ...o };
   }
 
+  /** What the hub did to the frames it carried (a copy). */
   stats(): MemoryClusterStats {
     return { ...this.counters };
   }
@@ -445,16 +459,28 @@ export class MemoryCluster {
   }
 }
 
-type FrameHandler = (from: string, channel: string, payload: Uint8Array) => void;
-type MembershipHandler = (event: MembershipEvent) => void;
-
-/** The transport of one node of a {@link MemoryCluster}. Create it with `cluster.node(name)`. */
+/**
+ * The transport of one node of a {@link MemoryCluster}. Create it with `cluster.node(name)`.
+ *
+ * @example
+ * ```ts
+ * import { MemoryCluster } from "@cinder/runtime";
+ * const cluster = new MemoryCluster();
+ * const a = cluster.node("a");
+ * a.sendTo("b", "x", new Uint8Array([1])); // not started: dropped
+ * await a.start();
+ * a.sendTo("b", "x", new Uint8Array([1])); // b is not up: dropped
+ * console.log(a.running, a.stats()); // [true, { framesIn: 0, framesOut: 0, dropped: 2, decodeErrors: 0 }]
+ * const again = cluster.restart("a"); // a kill, and a new incarnation (not started)
+ * console.log(a.running, again.incarnation !== a.incarnation); // [false, true]
+ * await cluster.close();
+ * ```
+ */
 export class MemoryTransport implements ClusterTransport {
   private state: "new" | "running" | "stopped" = "new";
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private readonly peers: PeerTable;
-  private readonly frameHandlers = new Set<FrameHandler>();
-  private readonly membershipHandlers = new Set<MembershipHandler>();
+  private readonly handlers: TransportHandlers;
   private readonly counters: TransportStats = { framesIn: 0, framesOut: 0, dropped: 0, decodeErrors: 0 };
 
   /** @internal use `cluster.node(name)` */
@@ -464,6 +490,7 @@ export class MemoryTransport implements ClusterTransport {
     readonly incarnation: string,
   ) {
     this.peers = new PeerTable({ downAfterMs: hub.downAfterMs, onEvent: (e) => this.emitMembership(e) });
+    this.handlers = new TransportHandlers(nodeName, (_kind, message, error) => hub.logger.error(message, { error }));
   }
 
   /** True between `start()` and `stop()`/kill. */
@@ -512,16 +539,12 @@ export class MemoryTransport implements ClusterTransport {
     for (const to of this.hub.others(this.nodeName)) this.hub.route(this.nodeName, to, this.frame(channel, payload));
   }
 
-  onFrame(handler: FrameHandler): () => void {
-    const h: FrameHandler = (...args) => handler(...args); // distinct identity per subscription
-    this.frameHandlers.add(h);
-    return () => void this.frameHandlers.delete(h);
+  onFrame(handler: (from: string, channel: string, payload: Uint8Array) => void): () => void {
+    return this.handlers.onFrame(handler);
   }
 
-  onMembership(handler: MembershipHandler): () => void {
-    const h: MembershipHandler = (e) => handler(e);
-    this.membershipHandlers.add(h);
-    return () => void this.membershipHandlers.delete(h);
+  onMembership(handler: (event: MembershipEvent) => void): () => void {
+    return this.handlers.onMembership(handler);
   }
 
   members(): string[] {
@@ -556,13 +579,7 @@ export class MemoryTransport implements ClusterTransport {
       return;
     }
     this.counters.framesIn++;
-    for (const h of [...this.frameHandlers]) {
-      try {
-        h(env.from, env.channel, env.payload);
-      } catch (err) {
-        this.hub.logger.error(`frame handler of node "${this.nodeName}" threw (channel "${env.channel}")`, { error: err });
-      }
-    }
+    this.handlers.emitFrame(env.from, env.channel, env.payload);
   }
 
   private frame(channel: string, payload: Uint8Array): Envelope {
@@ -578,12 +595,6 @@ export class MemoryTransport implements ClusterTransport {
 
   private emitMembership(e: MembershipEvent): void {
     if (this.state !== "running") return;
-    for (const h of [...this.membershipHandlers]) {
-      try {
-        h(e);
-      } catch (err) {
-        this.hub.logger.error(`membership handler of node "${this.nodeName}" threw (${e.type} ${e.node})`, { error: err });
-      }
-    }
+    this.handlers.emitMembership(e);
   }
 }

@@ -31,12 +31,41 @@
  * - The payload is copied (or written out) before `sendTo`/`broadcast` returns: the caller may
  *   reuse its buffer.
  */
+/** A peer came up or went down (see the membership rules above). */
 export interface MembershipEvent {
   type: "up" | "down";
   node: string;
   incarnation: string;
 }
 
+/**
+ * What a node needs from its network: named frames to one node or to all, and membership
+ * (protocol above). Implementations: `MemoryCluster` (in-process, with faults), `@cinder/redis`.
+ * `CinderNode.connect(transport)` makes other nodes' pids reachable; `@cinder/pubsub`'s
+ * `clusterAdapter(transport)` carries broadcasts.
+ *
+ * @example
+ * ```ts
+ * import { startNode, MemoryCluster, type DownMessage, type Pid, type Process } from "@cinder/runtime";
+ * const cluster = new MemoryCluster({ heartbeatMs: 20, downAfterMs: 100 });
+ * const ta = cluster.node("a"), tb = cluster.node("b");
+ * const bUp = new Promise((r) => ta.onMembership((e) => e.type === "up" && r(e.node)));
+ * const a = await startNode({ name: "a", schedulers: 1 }), b = await startNode({ name: "b", schedulers: 1 });
+ * await a.connect(ta); // starts the transport (and a.stop() stops it)
+ * await b.connect(tb);
+ * console.log(await bUp); // "b"
+ * const echo = b.spawn(async (self: Process<{ to: Pid; text: string }>) => {
+ *   for (;;) { const m = await self.receive(); if ("text" in m) self.send(m.to, m.text); }
+ * });
+ * const me = a.process();
+ * me.send(echo, { to: me.pid, text: "hi from a" });
+ * console.log(await me.receive()); // "hi from a"
+ * me.monitor(echo);
+ * cluster.kill("b"); // b goes silent: a reports it down after 100 ms
+ * console.log(((await me.receive()) as DownMessage).reason); // "noconnection"
+ * await a.stop(); await b.stop(); await cluster.close();
+ * ```
+ */
 export interface ClusterTransport {
   /** This node's name. */
   readonly nodeName: string;

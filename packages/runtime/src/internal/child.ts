@@ -2,7 +2,7 @@
  * What supervisors share: child specs, starting a child, stopping it within its shutdown
  * budget, and the restart-intensity window.
  */
-import { formatReason } from "./errors.js";
+import { formatReason, type CinderError } from "./errors.js";
 import type { NodeCore } from "./node_core.js";
 import type { Process } from "./process.js";
 import { awaitExit, TIMED_OUT } from "./request.js";
@@ -26,6 +26,26 @@ export interface ChildSpec {
   /** Default 5000 for workers, `infinity` for supervisors. */
   shutdown?: Shutdown;
   type?: "worker" | "supervisor";
+}
+
+/** @internal What a supervisor answers a call with: a value, or the error its caller gets. */
+export type SupervisorReply = { ok: unknown } | { error: CinderError };
+
+/** @internal A supervisor call's value; rejects with the error the supervisor answered. */
+export async function unwrapReply<T>(p: Promise<SupervisorReply>): Promise<T> {
+  const r = await p;
+  if ("error" in r) throw r.error;
+  return r.ok as T;
+}
+
+/** @internal `make(core)`, made once per node (a supervisor behaviour closes over its node). */
+export function perNode<T extends object>(make: (core: NodeCore) => T): (core: NodeCore) => T {
+  const made = new WeakMap<NodeCore, T>();
+  return (core) => {
+    let b = made.get(core);
+    if (!b) made.set(core, (b = make(core)));
+    return b;
+  };
 }
 
 /** @internal Runs a child's start function; returns the pid or throws the reason. */
@@ -69,6 +89,16 @@ export class Intensity {
     const since = now - this.seconds * 1000;
     while (this.stamps.length > 0 && this.stamps[0]! < since) this.stamps.shift();
     return this.stamps.length <= this.max;
+  }
+
+  /**
+   * Records one restart of the supervisor `what` (`"supervisor <pid>"`); false, and logged, if
+   * the limit is now exceeded: the supervisor must then shut down.
+   */
+  allow(core: NodeCore, what: string): boolean {
+    if (this.add()) return true;
+    core.logger.error(`${what}: reached max restart intensity; shutting down`);
+    return false;
   }
 }
 

@@ -1,4 +1,19 @@
-/** A pluggable logger; the node's logger receives actor crash reports. */
+/**
+ * A pluggable logger; the node's logger (`startNode({ logger })`) receives actor crash reports.
+ *
+ * @example
+ * ```ts
+ * import { startNode, type Logger } from "@cinder/runtime";
+ * const lines: string[] = [];
+ * const logger: Logger = { error: (m) => lines.push(m), warn: () => {}, info: () => {} };
+ * const node = await startNode({ logger });
+ * const me = node.process();
+ * me.monitor(node.spawn(() => { throw new Error("boom"); }, { label: "worker" }));
+ * await me.receive(); // its DOWN: the crash was reported before
+ * console.log(lines.length, lines[0]!.endsWith("(worker) crashed: Error: boom")); // [1, true]
+ * await node.stop();
+ * ```
+ */
 export interface Logger {
   error(message: string, meta?: Record<string, unknown>): void;
   warn(message: string, meta?: Record<string, unknown>): void;

@@ -25,6 +25,7 @@ export interface Router {
   signal(to: Pid, sig: Signal): boolean;
 }
 
+/** Options of a node's kernel: its name and logger (`startNode` takes them, and more). */
 export interface NodeOptions {
   /** Node name (default `"cinder"`). Pids carry it with a per-start incarnation. */
   name?: string;

@@ -153,6 +153,18 @@ export class Process<M = unknown> {
    * Takes the next message (or the first matching `opts.match`); non-matching messages stay
    * queued in order. With `opts.timeout`, resolves to `Timeout` if nothing matches in time.
    * Only for body processes (a handler gets its messages as calls).
+   *
+   * @example
+   * ```ts
+   * import { startNode } from "@cinder/runtime";
+   * const node = await startNode();
+   * const me = node.process<{ prio: "low" | "high"; n: number }>();
+   * me.send(me.pid, { prio: "low", n: 1 });
+   * me.send(me.pid, { prio: "high", n: 2 });
+   * console.log(await me.receive({ match: (m) => "prio" in m && m.prio === "high" })); // { prio: "high", n: 2 }
+   * console.log(me.mailboxLength, await me.receive()); // [1, { prio: "low", n: 1 }]
+   * await node.stop();
+   * ```
    */
   receive(): Promise<M | SystemMessage>;
   receive<T extends M | SystemMessage>(opts: ReceiveOptions<M | SystemMessage, T> & { timeout: number }): Promise<T | Timeout>;

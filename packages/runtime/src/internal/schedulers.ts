@@ -62,7 +62,9 @@ export interface BlockedReport {
   silentMs: number;
 }
 
+/** Options of a node's worker scheduler threads (`startNode({ workers })`). */
 export interface WorkerOptions {
+  /** Detects a thread blocked by an actor that never yields. */
   watchdog?: WatchdogOptions;
   /** `resourceLimits` for each worker thread. */
   resourceLimits?: import("node:worker_threads").ResourceLimits;
