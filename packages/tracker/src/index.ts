@@ -50,6 +50,8 @@ export { Tracker, TrackerRef, type TrackerName, type MetaUpdate } from "./intern
 export { AlreadyTrackedError, NoPresenceError, NotLocalError, TrackerOptionError, UpdateConflictError } from "./internal/errors.js";
 export { shardOf, topicHash } from "./internal/hash.js";
 export { PROTOCOL_VERSION, shardTopic, type PeerInfo, type ShardCounters, type ShardStats } from "./internal/shard.js";
+/** @internal the worker-thread side of spread shards (loaded by internal/thread.ts by package name) */
+export { threadInit as __threadInit, RemoteShardServer as __RemoteShard } from "./internal/spread.js";
 export type {
   CallbackResult,
   Presence,

@@ -11,6 +11,7 @@ import { silentLogger, startNode, type Process } from "@cinder/runtime";
 import { PubSub, clusterAdapter } from "@cinder/pubsub";
 import { Tracker, shardTopic, type ReplicaId } from "@cinder/tracker";
 import { findPool } from "../src/internal/registry.js";
+import type { ShardHandle } from "../src/internal/shard.js";
 import { actor, listView, trackerCluster, trackersMet, waitFor, holdsFor, type TCluster, type TNode } from "./support/cluster.js";
 
 const DOWN = 300;
@@ -229,7 +230,7 @@ describe("peers going away and coming back (T31–T34, T42, T43, T63)", () => {
     expect(eventsOf(a, vb)).toEqual(["up", "down", "permdown"]);
     expect(a.diffs.leaves).toBe(1); // permdown reports nothing more
     // (F8) nothing of b is left in a's state or delta windows
-    const st = findPool(a.node, "tr")!.shards[0]!.st;
+    const st = (findPool(a.node, "tr")!.shards[0] as ShardHandle).st;
     expect(st.state.context.has(vb)).toBe(false);
     expect(st.state.replicas.has(vb)).toBe(false);
     for (const w of st.gens) {

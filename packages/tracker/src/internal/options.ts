@@ -250,6 +250,16 @@ export interface TrackerOptions<S = unknown, A = unknown> {
   updateAttempts?: number;
   /** How long `track`, `untrack` and `update` wait for the shard, ms. Default 5000. */
   callTimeout?: number;
+  /**
+   * Where the shards run. Default: on the caller's scheduler thread (all of them). `"spread"`:
+   * shard i on the node's i-th worker scheduler, round-robin, so merges run in parallel;
+   * a list of worker scheduler indexes: round-robin over those. The callbacks (`init`,
+   * `handleDiff`, `handleInfo`) still run on the caller's thread (one dispatcher process per
+   * shard); every thread keeps a read copy of the shards' rows, so `list`/`getByKey` stay
+   * synchronous on any thread (see `internal/spread.ts`). On a node without worker threads
+   * `"spread"` keeps the shards on the caller's thread.
+   */
+  schedulers?: "spread" | number[];
 }
 
 /** @internal options after defaults */
@@ -273,6 +283,7 @@ export interface ResolvedOptions {
   readonly onShardExit: "exit" | "notify";
   readonly updateAttempts: number;
   readonly callTimeout: number;
+  readonly schedulers: "spread" | readonly number[] | undefined;
 }
 
 function num(opts: Record<string, unknown>, key: string, dflt: number, rule: (v: number) => boolean, what: string): number {
@@ -290,6 +301,12 @@ function fn(opts: Record<string, unknown>, key: string): ((...a: any[]) => any) 
   if (v === undefined) return undefined;
   if (typeof v !== "function") throw new TrackerOptionError(key, `must be a function, got ${typeof v}`);
   return v as (...a: any[]) => any;
+}
+
+function placementOption(v: unknown): "spread" | readonly number[] | undefined {
+  if (v === undefined || v === "spread") return v;
+  if (Array.isArray(v) && v.length > 0 && v.every((i) => Number.isInteger(i) && i >= 1)) return [...(v as number[])];
+  throw new TrackerOptionError("schedulers", `must be "spread" or a non-empty list of worker scheduler indexes (≥ 1), got ${JSON.stringify(v)}`);
 }
 
 /** @internal validates and fills defaults; throws TrackerOptionError */
@@ -341,5 +358,6 @@ export function resolveOptions(opts: TrackerOptions<any, any> | undefined): Reso
     onShardExit,
     updateAttempts: num(o, "updateAttempts", 5, positiveInt, "a positive integer"),
     callTimeout: num(o, "callTimeout", 5000, (v) => v > 0, "a positive number of ms (or Infinity)"),
+    schedulers: placementOption(opts.schedulers),
   };
 }

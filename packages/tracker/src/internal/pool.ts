@@ -22,8 +22,9 @@ import { PubSub, type PubSubRef } from "@cinder/pubsub";
 import { AlreadyTrackedError, NoPresenceError, NotLocalError, TrackerOptionError, UpdateConflictError } from "./errors.js";
 import { shardOf } from "./hash.js";
 import { resolveOptions, type ResolvedOptions, type TrackerOptions } from "./options.js";
-import { findPool, Pool, registerPool, type NodeCore } from "./registry.js";
-import { ShardServer, type ShardCall, type ShardHandle, type ShardReply, type ShardStats } from "./shard.js";
+import { findPool, Pool, registerPool, type NodeCore, type PoolView, type ShardSlot } from "./registry.js";
+import { ShardServer, type ShardCall, type ShardReply, type ShardStats } from "./shard.js";
+import { placeShards, startRemoteShard } from "./spread.js";
 import * as State from "./state.js";
 import type { KeyPresence, Meta, Row, TopicPresence } from "./state.js";
 
@@ -65,7 +66,7 @@ function coreOf(ctx: Context): NodeCore {
   return ctx instanceof Process ? ctx.node : (ctx as NodeCore);
 }
 
-function resolve(ctx: Context, tracker: TrackerName): Pool {
+function resolve(ctx: Context, tracker: TrackerName): PoolView {
   const core = tracker instanceof TrackerRef ? tracker.core : coreOf(ctx);
   const name = tracker instanceof TrackerRef ? tracker.name : tracker;
   if (typeof name !== "string") throw new BadArgError(`not a tracker: ${String(tracker)}`);
@@ -83,14 +84,14 @@ function checkMeta(meta: unknown): asserts meta is Meta {
   if (meta === null || typeof meta !== "object" || Array.isArray(meta)) throw new BadArgError(`meta must be a plain object, got ${meta === null ? "null" : Array.isArray(meta) ? "an array" : typeof meta}`);
 }
 
-function shardFor(pool: Pool, topic: string): ShardHandle {
+function shardFor(pool: PoolView, topic: string): ShardSlot {
   const i = shardOf(topic, pool.opts.poolSize);
   const h = pool.shards[i];
   if (h === undefined) throw new NoProcError(`Tracker ${pool.name} shard ${i} (not running)`);
   return h;
 }
 
-function call(ctx: Context, pool: Pool, h: ShardHandle, req: ShardCall): Promise<ShardReply> {
+function call(ctx: Context, pool: PoolView, h: ShardSlot, req: ShardCall): Promise<ShardReply> {
   return GenServer.call<ShardCall, ShardReply>(ctx, h.pid, req, pool.opts.callTimeout);
 }
 
@@ -101,7 +102,7 @@ function supervisorOptions(pool: Pool): SupervisorOptions {
       id: `shard${index}`,
       restart: "transient",
       shutdown: 5000,
-      start: (sup) => GenServer.startLink(sup, ShardServer, { pool, index }, { trapExit: true }),
+      start: pool.targets === null ? (sup) => GenServer.startLink(sup, ShardServer, { pool, index }, { trapExit: true }) : (sup) => startRemoteShard(sup, pool, index),
     });
   }
   return { strategy: "one_for_one", maxRestarts: 2 * pool.opts.poolSize, maxSeconds: 1, children };
@@ -123,7 +124,7 @@ function newPool(ctx: Context, opts: TrackerOptions<any, any>, o: ResolvedOption
 }
 
 /** Runs `fn` on every running shard of the pool, in parallel; a shard gone meanwhile is skipped. */
-async function everyShard(ctx: Context, pool: Pool, req: ShardCall): Promise<void> {
+async function everyShard(ctx: Context, pool: PoolView, req: ShardCall): Promise<void> {
   const calls: Array<Promise<unknown>> = [];
   for (const h of pool.shards) {
     if (h !== undefined) calls.push(call(ctx, pool, h, req).catch((e) => (e instanceof CinderError && e.code === "noproc" ? undefined : Promise.reject(e))));
@@ -131,7 +132,7 @@ async function everyShard(ctx: Context, pool: Pool, req: ShardCall): Promise<voi
   await Promise.all(calls);
 }
 
-function failure(r: ShardReply, pid: Pid, topic: string, key: string, pool: Pool): never {
+function failure(r: ShardReply, pid: Pid, topic: string, key: string, pool: PoolView): never {
   const e = (r as { error: string }).error;
   switch (e) {
     case "already_tracked":
@@ -191,6 +192,7 @@ export const Tracker = {
   async start<S = unknown, A = unknown>(ctx: Context, opts: TrackerOptions<S, A>): Promise<TrackerRef> {
     const o = resolveOptions(opts);
     const pool = newPool(ctx, opts, o);
+    await placeShards(pool);
     await Supervisor.start(ctx, supervisorOptions(pool), { name: o.name });
     return new TrackerRef(pool.core, o.name);
   },
@@ -206,7 +208,11 @@ export const Tracker = {
       id: o.name,
       type: "supervisor",
       shutdown: "infinity",
-      start: (sup) => Supervisor.startLink(sup, supervisorOptions(newPool(sup, opts, o)), { name: o.name }),
+      start: async (sup) => {
+        const pool = newPool(sup, opts, o);
+        await placeShards(pool);
+        return Supervisor.startLink(sup, supervisorOptions(pool), { name: o.name });
+      },
       ...extra,
     };
   },
@@ -326,7 +332,10 @@ export const Tracker = {
   stats(ctx: Context, tracker: TrackerName): ShardStats[] {
     const pool = resolve(ctx, tracker);
     const out: ShardStats[] = [];
-    for (const h of pool.shards) if (h !== undefined) out.push(h.stats());
+    for (const h of pool.shards) {
+      const s = h?.stats();
+      if (s !== undefined) out.push(s);
+    }
     return out;
   },
 

@@ -88,7 +88,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { formatReason, GenServer, type CallResult, type ExitReason, type From, type GenServerBehaviour, type Logger, type MonitorRef, type Pid, type Process, type TimerRef } from "@cinder/runtime";
-import { PubSub } from "@cinder/pubsub";
+import { PubSub, type PubSubRef } from "@cinder/pubsub";
 import { appendClock, filter, type Clock, type ClockSet } from "./clock.js";
 import type { Generations } from "./generations.js";
 import type { ResolvedOptions, ShardInfo, TopicDiff, TrackerDiff } from "./options.js";
@@ -284,13 +284,45 @@ export interface ShardArgs {
   readonly index: number;
 }
 
+/**
+ * @internal A shard on another thread than its pool (internal/spread.ts): where its changes,
+ * stats and unknown messages go instead of the pool's closures.
+ */
+export interface RemoteLink {
+  /** the dispatcher process on the pool's thread (runs init/handleDiff/handleInfo) */
+  readonly dispatcher: Pid;
+  /** the shard started: publish it (this thread's read slot, the other threads' copies) */
+  started(st: ShardState): void;
+  /** visible rows changed (already applied to the State); called before any reply */
+  rows(joins: readonly Row[], leaves: readonly Row[]): void;
+  /** a stats snapshot (every tick) */
+  stats(s: ShardStats): void;
+  /** the shard exits */
+  exited(): void;
+}
+
+/** @internal what `initShard` needs */
+export interface ShardParams {
+  readonly opts: ResolvedOptions;
+  readonly pubsub: PubSubRef;
+  readonly index: number;
+  /** the pool (shards on the pool's thread), or null with `remote` */
+  readonly pool: Pool | null;
+  readonly remote: RemoteLink | null;
+  /** the vsn of this start (default: the node's vsn source) */
+  readonly vsn?: string;
+}
+
 interface PendingReq {
   readonly to: ReplicaId;
   readonly at: number;
 }
 
-interface ShardState {
-  readonly pool: Pool;
+/** @internal */
+export interface ShardState {
+  readonly pool: Pool | null;
+  readonly pubsub: PubSubRef;
+  readonly remote: RemoteLink | null;
   readonly opts: ResolvedOptions;
   readonly index: number;
   readonly topic: string;
@@ -408,7 +440,13 @@ export class ShardHandle {
     return this.st.state;
   }
   stats(): ShardStats {
-    const st = this.st;
+    return shardStats(this.st);
+  }
+}
+
+/** @internal a shard's stats now */
+export function shardStats(st: ShardState): ShardStats {
+  {
     const now = performance.now();
     const peers: PeerInfo[] = [];
     for (const [node, rec] of st.peers) {
@@ -417,7 +455,7 @@ export class ShardHandle {
     return {
       ...st.counters,
       shard: st.index,
-      pid: this.pid,
+      pid: st.self.pid,
       replica: st.replica,
       rows: State.size(st.state),
       peers,
@@ -444,6 +482,7 @@ function flushExits(st: ShardState): void {
 }
 
 function deliver(st: ShardState, joins: readonly Row[], leaves: readonly Row[], hideDown: boolean): void {
+  if (st.remote !== null) return deliverRemote(st, st.remote, joins, leaves, hideDown);
   const cb = st.opts.handleDiff;
   if (cb === undefined || (joins.length === 0 && leaves.length === 0)) return;
   const diff: TrackerDiff = new Map();
@@ -471,6 +510,21 @@ function deliver(st: ShardState, joins: readonly Row[], leaves: readonly Row[], 
   st.counters.diffJoins += nj;
   st.counters.diffLeaves += nl;
   st.user = checked(cb(diff, st.user), "handleDiff");
+}
+
+/** A shard on another thread: the visible change goes to the read copies and the dispatcher (spread.ts). */
+function deliverRemote(st: ShardState, link: RemoteLink, joins: readonly Row[], leaves: readonly Row[], hideDown: boolean): void {
+  if (joins.length === 0 && leaves.length === 0) return;
+  const own = st.replica;
+  const s = st.state;
+  const visible = (r: Row) => r.replica === own || State.replicaStatus(s, r.replica) !== "down";
+  const j = hideDown ? joins.filter(visible) : joins;
+  const l = hideDown ? leaves.filter(visible) : leaves;
+  if (j.length === 0 && l.length === 0) return;
+  st.counters.diffCalls++;
+  st.counters.diffJoins += j.length;
+  st.counters.diffLeaves += l.length;
+  link.rows(j, l);
 }
 
 function checked(res: unknown, what: string): unknown {
@@ -544,11 +598,11 @@ function envelope<K extends Wire["$tracker"]>(st: ShardState, kind: K) {
 }
 
 function broadcast(st: ShardState, msg: Wire): void {
-  PubSub.broadcastFrom(st.self, st.pool.pubsub, st.self.pid, st.topic, msg);
+  PubSub.broadcastFrom(st.self, st.pubsub, st.self.pid, st.topic, msg);
 }
 
 function sendTo(st: ShardState, replica: ReplicaId, msg: Wire): void {
-  PubSub.directBroadcast(st.self, st.pool.pubsub, Peers.replicaName(replica), st.topic, msg);
+  PubSub.directBroadcast(st.self, st.pubsub, Peers.replicaName(replica), st.topic, msg);
 }
 
 function requestTransfer(st: ShardState, to: ReplicaId, clock: Clock): string {
@@ -651,6 +705,7 @@ function tick(st: ShardState): void {
   for (const [r, at] of st.retired) if (now - at > opts.permdownPeriod) st.retired.delete(r);
   // 4. next tick
   armTick(st, opts.broadcastPeriod);
+  if (st.remote !== null) st.remote.stats(shardStats(st));
 }
 
 /** Runs the tick if it is due; called before every message (so a backlog never delays it). */
@@ -759,7 +814,7 @@ function onDown(st: ShardState, m: { ref: MonitorRef; pid: Pid }): boolean {
   st.monitors.delete(m.pid);
   st.counters.exits++;
   const rows = State.leave(st.state, m.pid);
-  if (rows.length > 0 && st.opts.handleDiff !== undefined) {
+  if (rows.length > 0 && (st.opts.handleDiff !== undefined || st.remote !== null)) {
     if (st.exitLeaves.length === 0) st.self.send(st.self.pid, { $shard: "flush_exits" } satisfies SelfMsg);
     for (const r of rows) st.exitLeaves.push(r);
   }
@@ -847,15 +902,85 @@ export const ShardServer: GenServerBehaviour<ShardState, ShardCall, ShardReply, 
   name: "Tracker.Shard",
 
   init({ pool, index }, self) {
-    const opts = pool.opts;
+    return initShard(self, { opts: pool.opts, pubsub: pool.pubsub, index, pool, remote: null });
+  },
+
+  handleCall(req, _from: From<ShardReply>, st): CallResult<ShardState, ShardReply> {
+    maybeTick(st);
+    const reply = handle(st, req);
+    if (req.op === "graceful_permdown") {
+      sayGoodbye(st);
+      return { reply, state: st, stop: "normal" };
+    }
+    return { reply, state: st };
+  },
+
+  handleInfo(msg, st) {
+    if (isDown(msg)) {
+      maybeTick(st);
+      if (!onDown(st, msg)) other(st, msg);
+      return { state: st };
+    }
+    if (isWire(msg)) {
+      // this message first: a tick now would take later messages of its sender out of the mailbox
+      if (!st.stopping) onWire(st, msg);
+      maybeTick(st);
+      return { state: st };
+    }
+    if (isSelf(msg)) {
+      if (msg.$shard === "tick") {
+        if (msg.id === st.tickId && !st.stopping) tick(st);
+        else maybeTick(st);
+      } else if (st.exitLeaves.length > 0) {
+        maybeTick(st);
+        flushExits(st);
+      }
+      return { state: st };
+    }
+    maybeTick(st);
+    if (st.remote !== null && isExit(msg) && msg.from === st.remote.dispatcher) {
+      // the dispatcher (handleDiff, handleInfo) crashed or stopped: so does the shard
+      return { state: st, stop: msg.reason };
+    }
+    other(st, msg);
+    return { state: st };
+  },
+
+  terminate(reason, st, self) {
+    // permdownOnShutdown: an orderly node shutdown (never a restart by the pool's supervisor)
+    if (st.opts.permdownOnShutdown && (reason === "shutdown" || reason === "normal") && (self.node as { stopping?: boolean }).stopping === true) {
+      sayGoodbye(st);
+    }
+  },
+};
+
+/** A message the shard does not know: the tracker's handleInfo (on the pool's thread for a remote shard). */
+function other(st: ShardState, msg: unknown): void {
+  if (st.remote !== null) st.self.send(st.remote.dispatcher, { $dispatch: "info", msg });
+  else if (st.opts.handleInfo !== undefined) st.user = checked(st.opts.handleInfo(msg, st.user), "handleInfo");
+}
+
+function isExit(m: unknown): m is { type: "EXIT"; from: Pid; reason: ExitReason } {
+  return m !== null && typeof m === "object" && (m as { type?: unknown }).type === "EXIT";
+}
+
+/**
+ * @internal Starts a shard in `self` (the GenServer init): its State, subscription, first tick,
+ * read handle (`pool` set) or remote publication (`remote` set), and the exit hook.
+ */
+export function initShard(self: Process<any>, params: ShardParams): ShardState {
+  {
+    const { opts, pubsub, index, pool, remote } = params;
     const core = self.node;
-    const nodeName = PubSub.nodeName(pool.pubsub);
-    const replica = State.replicaId(nodeName, nextVsn(core));
+    const nodeName = PubSub.nodeName(pubsub);
+    const replica = State.replicaId(nodeName, params.vsn ?? nextVsn(core));
     const info: ShardInfo = { tracker: opts.name, shard: index, poolSize: opts.poolSize, replica, node: nodeName };
-    const user = opts.init === undefined ? undefined : opts.init(opts.arg, info);
+    const user = remote !== null || opts.init === undefined ? undefined : opts.init(opts.arg, info);
     const topic = shardTopic(opts.name, index);
     const st: ShardState = {
       pool,
+      pubsub,
+      remote,
       opts,
       index,
       topic,
@@ -889,12 +1014,14 @@ export const ShardServer: GenServerBehaviour<ShardState, ShardCall, ShardReply, 
       stopping: false,
       localPrefix: `<${core.tag}.`,
     };
-    PubSub.subscribe(self, pool.pubsub, topic);
+    PubSub.subscribe(self, pubsub, topic);
     armTick(st, Math.random() * (opts.broadcastPeriod / 4));
-    const handle = new ShardHandle(st);
-    pool.shards[index] = handle;
+    const handle = pool !== null ? new ShardHandle(st) : null;
+    if (pool !== null) pool.shards[index] = handle!;
+    if (remote !== null) remote.started(st);
     self.onExit((_pid, reason) => {
-      if (pool.shards[index] === handle) pool.shards[index] = undefined;
+      if (pool !== null && pool.shards[index] === handle) pool.shards[index] = undefined;
+      remote?.exited();
       if (st.tickTimer !== undefined) core.cancelTimer(st.tickTimer);
       // the second half of Phoenix's link: tracked actors learn that the shard is gone (3.9)
       for (const pid of st.monitors.keys()) {
@@ -903,49 +1030,5 @@ export const ShardServer: GenServerBehaviour<ShardState, ShardCall, ShardReply, 
       }
     });
     return st;
-  },
-
-  handleCall(req, _from: From<ShardReply>, st): CallResult<ShardState, ShardReply> {
-    maybeTick(st);
-    const reply = handle(st, req);
-    if (req.op === "graceful_permdown") {
-      sayGoodbye(st);
-      return { reply, state: st, stop: "normal" };
-    }
-    return { reply, state: st };
-  },
-
-  handleInfo(msg, st) {
-    if (isDown(msg)) {
-      maybeTick(st);
-      if (!onDown(st, msg) && st.opts.handleInfo !== undefined) st.user = checked(st.opts.handleInfo(msg, st.user), "handleInfo");
-      return { state: st };
-    }
-    if (isWire(msg)) {
-      // this message first: a tick now would take later messages of its sender out of the mailbox
-      if (!st.stopping) onWire(st, msg);
-      maybeTick(st);
-      return { state: st };
-    }
-    if (isSelf(msg)) {
-      if (msg.$shard === "tick") {
-        if (msg.id === st.tickId && !st.stopping) tick(st);
-        else maybeTick(st);
-      } else if (st.exitLeaves.length > 0) {
-        maybeTick(st);
-        flushExits(st);
-      }
-      return { state: st };
-    }
-    maybeTick(st);
-    if (st.opts.handleInfo !== undefined) st.user = checked(st.opts.handleInfo(msg, st.user), "handleInfo");
-    return { state: st };
-  },
-
-  terminate(reason, st, self) {
-    // permdownOnShutdown: an orderly node shutdown (never a restart by the pool's supervisor)
-    if (st.opts.permdownOnShutdown && (reason === "shutdown" || reason === "normal") && (self.node as { stopping?: boolean }).stopping === true) {
-      sayGoodbye(st);
-    }
-  },
-};
+  }
+}

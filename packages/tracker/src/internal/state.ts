@@ -654,6 +654,27 @@ export function dirtyList(state: TrackerState): Row[] {
   return out;
 }
 
+/**
+ * Applies reported rows to a read copy (internal/spread.ts): each leave removes its triple if
+ * it is stored under the same tag, then each join inserts its triple or rewrites it in place.
+ * A copy written only this way holds exactly the rows its stream reported as visible. Not for
+ * a replica's own state (no clocks, clouds or delta are touched). O(rows given).
+ * @internal
+ */
+export function applyRows(state: TrackerState, joins: readonly Row[], leaves: readonly Row[]): void {
+  const rows = data(state).rows;
+  for (const r of leaves) {
+    const e = rows.find(r.topic, r.key, r.pid);
+    if (e !== undefined && e.row.replica === r.replica && e.row.counter === r.counter) rows.remove(e);
+  }
+  for (const r of joins) {
+    const v: Value = { pid: r.pid, topic: r.topic, key: r.key, meta: r.meta };
+    const e = rows.find(r.topic, r.key, r.pid);
+    if (e !== undefined) rows.retag(e, v, r.replica, r.counter);
+    else if (rows.ofReplica(r.replica)?.has(r.counter) !== true) rows.insert(v, r.replica, r.counter);
+  }
+}
+
 /** Number of stored rows, hidden ones included. */
 export function size(state: TrackerState): number {
   return data(state).rows.size;
