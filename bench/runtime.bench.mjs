@@ -8,6 +8,7 @@
 // BENCH_RUNTIME=/path/to/runtime/dist/index.js compares another build (A/B of a kernel change).
 const { startNode, GenServer, silentLogger, spawnOn } = await import(process.env.BENCH_RUNTIME ?? "../packages/runtime/dist/index.js");
 import { Suite, gc, mem, now, tick } from "./lib.mjs";
+import { skynetNode } from "./fixtures/sched_actors.mjs";
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const N_PING = Math.round(1_000_000 * SCALE);
@@ -237,29 +238,8 @@ function skynetBody(parent, num, size) {
   };
 }
 
-/** Handler style: children spawned in init, answers summed in handle; exit after the 10th. */
-function skynetHandler(parent, num, size) {
-  let sum = 0;
-  let got = 0;
-  return {
-    init(self) {
-      if (size === 1) {
-        self.send(parent, num);
-        self.exit("normal");
-        return;
-      }
-      const sub = size / 10;
-      for (let i = 0; i < 10; i++) self.spawn(skynetHandler(self.pid, num + i * sub, sub));
-    },
-    handle(m, self) {
-      sum += m;
-      if (++got === 10) {
-        self.send(parent, sum);
-        self.exit("normal");
-      }
-    },
-  };
-}
+/** Handler style: children spawned in init, answers summed in handle (shared with the schedulers suite). */
+const skynetHandler = skynetNode;
 
 async function skynet(n, kind) {
   const node = await startNode({ logger: silentLogger });
