@@ -35,7 +35,8 @@ const summary = [];
 const failed = [];
 for (const file of suites) {
   const suite = basename(file, ".bench.mjs");
-  const resultFile = join(benchDir, "results", `${suite}.json`);
+  const partial = ["BENCH_CASES", "BENCH_SCALE", "BENCH_RUNTIME", "BENCH_RUNS"].some((k) => process.env[k] !== undefined);
+  const resultFile = join(benchDir, "results", `${suite}${partial ? ".partial" : ""}.json`);
   const startedAt = Date.now();
   console.log(`\n=== ${suite} (${file}) ===`);
   const r = spawnSync(process.execPath, ["--expose-gc", join(benchDir, file)], { stdio: "inherit", cwd: root, env: process.env });

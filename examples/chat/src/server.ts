@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { timingSafeEqual } from "node:crypto";
 import { startNode, type CinderNode, type Logger } from "@cinder/runtime";
 import { Endpoint, broadcastMsg, startChannelsPubSub, type ChannelBehaviour, type ChannelsPubSub, type EndpointOptions } from "./channels/index.js";
-import { MemoryPresence } from "./presence/memory.js";
+import { CinderPresence } from "./presence/cinder.js";
 import type { DiffHandler, Presence } from "./presence/types.js";
 import { roomChannel } from "./room.js";
 
@@ -33,7 +33,10 @@ export interface ChatOptions {
   readonly endpoint?: Partial<Omit<EndpointOptions, "node" | "pubsub" | "channels">>;
   /** How to start the channels' PubSub (default: `@cinder/pubsub` named `chat.pubsub`, this node alone). */
   readonly pubsub?: (node: CinderNode) => ChannelsPubSub | Promise<ChannelsPubSub>;
-  /** How to start presence, given where diffs go (default: in memory, this node only). Runs after the PubSub. */
+  /**
+   * How to start presence, given where diffs go (default: `@cinder/presence` on the PubSub named
+   * `chat.pubsub`, which is the default PubSub's name). Runs after the PubSub.
+   */
   readonly presence?: (node: CinderNode, onDiff: DiffHandler) => Presence | Promise<Presence>;
 }
 
@@ -91,7 +94,7 @@ export async function startChat(opts: ChatOptions = {}): Promise<ChatServer> {
   const pubsub = opts.pubsub ? await opts.pubsub(node) : await startChannelsPubSub(node, { name: "chat.pubsub" });
   // every node reports the diffs of its own view to its own subscribers
   const onDiff: DiffHandler = (topic, diff) => pubsub.localBroadcast(node, topic, broadcastMsg(topic, "presence_diff", diff));
-  const presence = opts.presence ? await opts.presence(node, onDiff) : await MemoryPresence.start(node, { onDiff });
+  const presence = opts.presence ? await opts.presence(node, onDiff) : await CinderPresence.start(node);
   const token = opts.token;
   const endpoint = new Endpoint({
     node,

@@ -1,7 +1,7 @@
 /**
  * Two chat nodes sharing rooms through a real redis-server (the `REDIS_URL` setup of main.ts):
  * broadcasts cross nodes, each node encodes a broadcast once for its own sockets, a room with
- * no subscriber on a node is not sent to that node, and presence (on the tracker) is cluster-wide.
+ * no subscriber on a node is not sent to that node, and presence (on @cinder/presence) is cluster-wide.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "@cinder/runtime";

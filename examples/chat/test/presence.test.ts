@@ -5,13 +5,13 @@ import fc from "fast-check";
 import { collect, connected, disconnectAll, inbox, joinOk, phxSocket, push, waitFor } from "./support/client.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 import type { PresenceState } from "../src/presence/types.js";
-import { TrackerPresence } from "../src/presence/tracker.js";
+import { MemoryPresence } from "../src/presence/memory.js";
 import type { ChatOptions } from "../src/server.js";
 
-/** Both presence implementations must give the same wire behaviour. */
+/** Both presence implementations must give the same wire behaviour: @cinder/presence (the default) and the in-memory reference. */
 const backends: Array<[string, Partial<ChatOptions>]> = [
-  ["memory", {}],
-  ["tracker", { presence: (node, onDiff) => TrackerPresence.start(node, { pubsub: "chat.pubsub", onDiff, broadcastPeriod: 50 }) }],
+  ["@cinder/presence", {}],
+  ["memory", { presence: (node, onDiff) => MemoryPresence.start(node, { onDiff }) }],
 ];
 
 let server: TestServer | undefined;
@@ -40,17 +40,24 @@ async function member(topic: string, user: string, opts: object = {}): Promise<M
   return m;
 }
 
-/** A client's presence view as `key → sorted phx_refs`. */
+/** Keys in sorted order: key order carries no meaning (a batched diff may add keys in another order). */
+function sortedKeys(o: Record<string, string[]>): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const k of Object.keys(o).sort()) out[k] = o[k]!;
+  return out;
+}
+
+/** A client's presence view as `key → sorted phx_refs`, keys sorted. */
 function view(p: Presence): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   p.list((key: string, pres: any) => (out[key] = pres.metas.map((m: any) => m.phx_ref).sort()));
-  return out;
+  return sortedKeys(out);
 }
 
 function serverView(state: PresenceState): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const [k, v] of Object.entries(state)) out[k] = v.metas.map((m) => m.phx_ref).sort();
-  return out;
+  return sortedKeys(out);
 }
 
 describe.each(backends)("presence on the wire (CHANNELS.md §8), %s presence", (_backend, chatOpts) => {

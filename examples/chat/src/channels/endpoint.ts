@@ -13,6 +13,7 @@ import type { CinderNode } from "@cinder/runtime";
 import type { ChannelBehaviour } from "./channel.js";
 import { CLOSE, authTokenFrom, parseParams, type Params } from "./protocol.js";
 import type { ChannelsPubSub } from "./pubsub.js";
+import { WriteCoalescer } from "./coalesce.js";
 import { Connection, type ConnectionHooks, type ConnectionLimits, type EndpointStats, type SocketContext } from "./socket.js";
 
 /** What the connect handler sees. `params` leaves are strings; `authToken` comes from the subprotocol. */
@@ -56,6 +57,12 @@ export interface EndpointOptions {
   /** A channel asked to leave (or replaced by a duplicate join) that has not stopped in this time is killed (default 5000). */
   readonly channelShutdownMs?: number;
   readonly hooks?: ConnectionHooks;
+  /**
+   * Write coalescing (coalesce.ts): frames to a socket are corked and written together at the end
+   * of the event-loop turn (one `writev` per socket per turn), and with a window > 0 at most every
+   * `coalesceMs` while writes keep coming. Default 0 (per turn); `false`: every frame at once.
+   */
+  readonly coalesceMs?: number | false;
 }
 
 /**
@@ -104,6 +111,8 @@ export class Endpoint {
   private readonly conns = new Set<Connection>();
   private readonly closedWaiters = new Set<() => void>();
   private sweep: ReturnType<typeof setInterval> | undefined;
+  /** Corks and flushes the connections' writes (undefined: coalescing off). */
+  readonly coalescer: WriteCoalescer | undefined;
   private draining = false;
 
   constructor(opts: EndpointOptions) {
@@ -112,6 +121,7 @@ export class Endpoint {
     this.pubsub = opts.pubsub;
     this.path = (opts.path ?? "/socket").replace(/\/+$/, "");
     this.hooks = opts.hooks ?? {};
+    this.coalescer = opts.coalesceMs === false ? undefined : new WriteCoalescer(Math.max(0, opts.coalesceMs ?? 0));
     this.limits = {
       maxChannels: opts.maxChannels ?? 100,
       idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
@@ -213,6 +223,7 @@ export class Endpoint {
         return endpoint.hooks;
       },
       stats: this.stats,
+      coalescer: this.coalescer,
       onClosed: (c) => {
         this.conns.delete(c);
         if (this.conns.size === 0) for (const w of [...this.closedWaiters]) w();

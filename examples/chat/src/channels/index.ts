@@ -9,3 +9,4 @@ export * from "./pubsub.js";
 export * from "./cinder_pubsub.js";
 export { Connection, type ConnectionHooks, type ConnectionLimits, type EndpointStats, type SocketMsg } from "./socket.js";
 export * from "./endpoint.js";
+export { WriteCoalescer } from "./coalesce.js";

@@ -19,6 +19,7 @@
 import type { CinderNode, ExitReason, Pid, Process, Ref, TimerRef } from "@cinder/runtime";
 import type { WebSocket } from "ws";
 import { EXIT, shutdownKind, spawnChannel, type ChannelBehaviour, type ConnectionInfo, type FromChannel, type ToChannel } from "./channel.js";
+import { rawSocket, type Corked, type WriteCoalescer } from "./coalesce.js";
 import type { FrameMsg } from "./fastlane.js";
 import { CLOSE, EVENTS, MalformedFrameError, PHOENIX_TOPIC, decodeBinary, decodeText, encodeText, isJsonObject, type JsonObject, type Message } from "./protocol.js";
 import type { ChannelsPubSub } from "./pubsub.js";
@@ -73,6 +74,8 @@ export interface SocketContext {
   readonly hooks: ConnectionHooks;
   readonly stats: EndpointStats;
   readonly onClosed: (conn: Connection) => void;
+  /** Corks each socket's writes and flushes them together (see coalesce.ts); none: every frame is written at once. */
+  readonly coalescer?: WriteCoalescer;
 }
 
 /** Socket actor messages. */
@@ -116,7 +119,7 @@ function wsCloseCode(e: Error): number | undefined {
  * A live connection. Created by the endpoint after a successful upgrade; public for tests and
  * admin tools (`terminate` drops the TCP connection, `close` closes with a code).
  */
-export class Connection implements ConnectionInfo {
+export class Connection implements ConnectionInfo, Corked {
   readonly id: string;
   readonly params: Readonly<Record<string, unknown>>;
   readonly assigns: Readonly<Record<string, unknown>>;
@@ -128,6 +131,8 @@ export class Connection implements ConnectionInfo {
   private tokens: number;
   private lastRefill = performance.now();
   private closing = false;
+  /** Frames are being held in the corked socket until the coalescer flushes it. */
+  private corked = false;
   /** The topic table, also readable by tests (topic → join_ref and state). */
   readonly topics = new Map<string, TopicEntry>();
 
@@ -165,11 +170,33 @@ export class Connection implements ConnectionInfo {
     if (this.ws.readyState !== OPEN || this.closing) return;
     this.ctx.hooks.frameOut?.(this, data, binary);
     this.ctx.stats.framesOut++;
+    const co = this.ctx.coalescer;
+    if (co !== undefined && !this.corked) {
+      const sock = rawSocket(this.ws);
+      if (sock !== undefined) {
+        sock.cork();
+        this.corked = true;
+        co.add(this);
+      }
+    }
     this.ws.send(data, { binary });
     if (this.ws.bufferedAmount > this.ctx.limits.maxBufferedBytes) {
       this.ctx.stats.slowConsumers++;
       this.close(CLOSE.tryAgainLater, "slow consumer");
     }
+  }
+
+  /** The socket actor's queue is empty: write what it corked, unless the coalescer holds frames. */
+  flushQueued(): void {
+    if (this.corked && this.ctx.coalescer?.holds === false) this.uncork();
+  }
+
+  /** Writes the frames held since the last flush (one `writev`). */
+  uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    const sock = rawSocket(this.ws);
+    if (sock !== undefined && !sock.destroyed) sock.uncork();
   }
 
   /** Closes with `code` (never 1000) and drops the TCP connection if the handshake stalls. */
@@ -398,29 +425,35 @@ function socketActor(conn: Connection, ctx: SocketContext) {
       });
     },
     handle(m: SocketMsg | { type: "EXIT"; from: Pid; reason: ExitReason } | { type: "DOWN" }) {
-      if (m === null || typeof m !== "object") return; // not ours: ignore
-      if ("type" in m) {
-        if (m.type === "EXIT") channelExited(m.from, m.reason);
-        return;
-      }
-      switch (m.k) {
-        case "in":
-          return route(m.msg);
-        case "frame":
-          return conn.write(m.data, m.binary);
-        case "transport_closed":
-          return self.exit(EXIT.transport);
-        case "teardown_timeout": {
-          const e = byPid.get(m.pid);
-          if (e !== undefined && e.state === "closing") {
-            node.logger.warn(`socket ${conn.id}: channel ${e.topic} (${m.pid}) did not stop within ${limits.channelShutdownMs} ms: killing it`);
-            self.exit(m.pid, "kill");
-          }
-          return;
-        }
-        default:
-          return fromChannel(m);
-      }
+      handleMsg(m);
+      // the frames queued for this socket are written: one write for all of them
+      if (self.mailboxLength === 0) conn.flushQueued();
     },
   };
+
+  function handleMsg(m: SocketMsg | { type: "EXIT"; from: Pid; reason: ExitReason } | { type: "DOWN" }): void {
+    if (m === null || typeof m !== "object") return; // not ours: ignore
+    if ("type" in m) {
+      if (m.type === "EXIT") channelExited(m.from, m.reason);
+      return;
+    }
+    switch (m.k) {
+      case "in":
+        return route(m.msg);
+      case "frame":
+        return conn.write(m.data, m.binary);
+      case "transport_closed":
+        return self.exit(EXIT.transport);
+      case "teardown_timeout": {
+        const e = byPid.get(m.pid);
+        if (e !== undefined && e.state === "closing") {
+          node.logger.warn(`socket ${conn.id}: channel ${e.topic} (${m.pid}) did not stop within ${limits.channelShutdownMs} ms: killing it`);
+          self.exit(m.pid, "kill");
+        }
+        return;
+      }
+      default:
+        return fromChannel(m);
+    }
+  }
 }
