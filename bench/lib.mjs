@@ -134,3 +134,50 @@ export function table(head, rows) {
 
 /** Yields to the event loop once. */
 export const tick = () => new Promise((r) => setImmediate(r));
+
+/** A free loopback TCP port. */
+export async function freePort() {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const p = srv.address().port;
+      srv.close(() => resolve(p));
+    });
+  });
+}
+
+/** Starts a throwaway redis-server on a free loopback port; resolves once it answers PING. */
+export async function startRedis(extraArgs = []) {
+  const { spawn } = await import("node:child_process");
+  const { createConnection } = await import("node:net");
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "cinder-bench-redis-"));
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...extraArgs], { stdio: "ignore" });
+  const deadline = performance.now() + 10_000;
+  for (;;) {
+    const ok = await new Promise((r) => {
+      const s = createConnection({ host: "127.0.0.1", port });
+      s.on("error", () => r(false));
+      s.on("connect", () => s.write("PING\r\n"));
+      s.on("data", (d) => {
+        s.destroy();
+        r(d.toString().startsWith("+PONG"));
+      });
+    });
+    if (ok) break;
+    if (performance.now() > deadline) throw new Error("redis-server did not start");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    async stop() {
+      child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -26,7 +26,7 @@ import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { availableParallelism } from "node:os";
-import { Suite, gc, now, tick, median } from "./lib.mjs";
+import { Suite, gc, now, tick, median, startRedis, freePort } from "./lib.mjs";
 
 const { startNode, silentLogger, spawnOn } = await import("../packages/runtime/dist/index.js");
 const { PubSub, clusterAdapter } = await import("../packages/pubsub/dist/index.js");
@@ -202,44 +202,7 @@ async function fanoutThreads(schedulers, subs, broadcasts) {
 
 // ---- Redis: a real server on a free loopback port, a child process as the other node ----------
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const p = srv.address().port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
 
-async function startRedis() {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), "cinder-bench-redis-"));
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" });
-  const deadline = now() + 10_000;
-  for (;;) {
-    const ok = await new Promise((r) => {
-      const s = createConnection({ host: "127.0.0.1", port });
-      s.on("error", () => r(false));
-      s.on("connect", () => s.write("PING\r\n"));
-      s.on("data", (d) => {
-        s.destroy();
-        r(d.toString().startsWith("+PONG"));
-      });
-    });
-    if (ok) break;
-    if (now() > deadline) throw new Error("redis-server did not start");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    async stop() {
-      child.kill("SIGKILL");
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 async function crossNodeLatency(pings) {
   const { createRedisTransport } = await import("../packages/redis/dist/index.js");

@@ -27,7 +27,9 @@ import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Suite } from "./lib.mjs";
+import { Suite, startRedis as startRedisWith, freePort } from "./lib.mjs";
+// big heartbeats: a subscriber may briefly hold tens of MB of pub/sub output
+const startRedis = () => startRedisWith(["--client-output-buffer-limit", "pubsub 512mb 256mb 60"]);
 
 const here = dirname(fileURLToPath(import.meta.url));
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -77,45 +79,7 @@ const BEAM = {
 
 // ---- redis-server and child nodes --------------------------------------------------------------
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const p = srv.address().port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
 
-async function startRedis() {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), "cinder-bench-redis-"));
-  // big heartbeats: a subscriber may briefly hold tens of MB of pub/sub output
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--client-output-buffer-limit", "pubsub 512mb 256mb 60"], { stdio: "ignore" });
-  const deadline = abs() + 10_000;
-  for (;;) {
-    const ok = await new Promise((r) => {
-      const s = createConnection({ host: "127.0.0.1", port });
-      s.on("error", () => r(false));
-      s.on("connect", () => s.write("PING\r\n"));
-      s.on("data", (d) => {
-        s.destroy();
-        r(d.toString().startsWith("+PONG"));
-      });
-    });
-    if (ok) break;
-    if (abs() > deadline) throw new Error("redis-server did not start");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    stop() {
-      child.kill("SIGKILL");
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 function startChild(name, redisUrl, cluster) {
   const proc = spawn(process.execPath, ["--expose-gc", "--max-old-space-size=4096", join(here, "fixtures/tracker_node.mjs")], {
