@@ -1,8 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { createRequire } from "node:module";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import { join } from "node:path";
+import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { Redis } from "ioredis";
 import fc from "fast-check";
 import { FrameDecodeError } from "@cinder/runtime";
@@ -13,10 +10,10 @@ import { decodeEnvelope, encodeFrameEnvelope, encodeHeartbeat, shortString } fro
 import { backoff } from "../src/internal/backoff.js";
 import { freePort, startRedis, type RedisServer } from "../../../test/support/redis.js";
 import { holdsFor, waitFor } from "../../../test/support/wait.js";
+import { spawnTsxChild } from "../../../test/support/child.js";
 
 const HB = 50;
 const DOWN = 400;
-const root = fileURLToPath(new URL("../../../", import.meta.url));
 
 interface Logged {
   level: "warn" | "error";
@@ -403,40 +400,16 @@ interface ChildNode {
 }
 
 function spawnEchoNode(nodeName: string, cluster: string): ChildNode {
-  const tsx = createRequire(join(root, "package.json")).resolve("tsx");
-  const fixture = fileURLToPath(new URL("./fixtures/echo-node.ts", import.meta.url));
-  const proc = spawn(process.execPath, ["--conditions=source", "--import", pathToFileURL(tsx).href, fixture], {
-    cwd: root,
-    env: {
-      ...process.env,
-      REDIS_URL: redis.url,
-      NODE_NAME: nodeName,
-      CLUSTER: cluster,
-      HEARTBEAT_MS: String(HB),
-      DOWN_AFTER_MS: String(DOWN),
-    },
-    stdio: ["pipe", "pipe", "pipe"],
+  const c = spawnTsxChild(new URL("./fixtures/echo-node.ts", import.meta.url), {
+    REDIS_URL: redis.url,
+    NODE_NAME: nodeName,
+    CLUSTER: cluster,
+    HEARTBEAT_MS: String(HB),
+    DOWN_AFTER_MS: String(DOWN),
   });
-  const lines: Array<Record<string, unknown>> = [];
-  let err = "";
-  let buf = "";
-  proc.stdout.on("data", (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        err += `[stdout] ${line}\n`;
-      }
-    }
-  });
-  proc.stderr.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-8000)));
-  const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
-  children.push(proc);
-  return { proc, lines, stderr: () => err, exited };
+  const exited = new Promise<number | null>((resolve) => c.proc.on("exit", (code) => resolve(code)));
+  children.push(c.proc);
+  return { ...c, exited };
 }
 
 const children: ChildProcessWithoutNullStreams[] = [];

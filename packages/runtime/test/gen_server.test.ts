@@ -2,7 +2,7 @@
  * Conformance G1–G8: GenServer, with the server in every placement (callers on the driver's
  * scheduler).
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   AlreadyStartedError,
   CinderError,
@@ -11,14 +11,13 @@ import {
   InitError,
   NoProcError,
   TimeoutError,
-  silentLogger,
   type CinderNode,
   type Pid,
   type Process,
   type ViaResolver,
 } from "@cinder/runtime";
-import { downOf, expectMsg, expectNoMsg, sleep, staysAlive, until } from "./support/deadline.js";
-import { placements } from "./support/placements.js";
+import { DEADLINE_MS, downOf, expectMsg, expectNoMsg, sleep, staysAlive, until, within } from "./support/deadline.js";
+import { placements, useNode } from "./support/placements.js";
 
 /** A minimal `via` registry: a map, with no exit hooks of its own. */
 function mapRegistry(): ViaResolver & { names: Map<unknown, Pid> } {
@@ -43,11 +42,10 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
 describe.each(placements)("GenServer: $name", (pl) => {
   let node: CinderNode;
   let me: Process<any>;
-  beforeEach(async () => {
-    node = await pl.startNode({ logger: silentLogger });
-    me = node.process();
+  useNode(pl, (n, m) => {
+    node = n;
+    me = m;
   });
-  afterEach(() => node.stop());
 
   describe("G1 call", () => {
     it("G1 call returns the handler's reply, by ref, by name and from a process", async () => {
@@ -194,7 +192,7 @@ describe.each(placements)("GenServer: $name", (pl) => {
       const started = pl.startServerAt(node, "failingInit", { mode: "hang" }, { name: "g6k" });
       await until(() => node.whereis("g6k") !== undefined, "the server to be spawned");
       node.exit(node.whereis("g6k")!, "kill");
-      const e = await Promise.race([rejection(started), sleep(1000).then(() => "start never settled")]);
+      const e = await rejection(within(started, DEADLINE_MS, "start to settle"));
       expect(e).toBeInstanceOf(CinderError);
       expect((e as CinderError).reason).toBe("killed");
       expect(node.whereis("g6k")).toBeUndefined();

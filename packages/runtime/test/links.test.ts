@@ -4,12 +4,12 @@
  * Each case has a "local" actor (on the driver's scheduler) and a "remote" one (at the
  * placement); both are puppets the driver commands. Cases run both ways round.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { silentLogger, type CinderNode, type Pid, type Process } from "@cinder/runtime";
+import { describe, expect, it } from "vitest";
+import { type CinderNode, type Pid, type Process } from "@cinder/runtime";
 import { downOf, expectMsg, expectNoMsg, isExit, staysAlive, until } from "./support/deadline.js";
 import { ask, forwarded, fwdFrom } from "./support/drive.js";
 import { puppet } from "./support/fixtures.js";
-import { placements } from "./support/placements.js";
+import { placements, useNode } from "./support/placements.js";
 
 type Side = "local" | "remote";
 const other = (s: Side): Side => (s === "local" ? "remote" : "local");
@@ -18,11 +18,10 @@ const SIDES: Side[] = ["local", "remote"];
 describe.each(placements)("links and exit signals: $name", (pl) => {
   let node: CinderNode;
   let me: Process<any>;
-  beforeEach(async () => {
-    node = await pl.startNode({ logger: silentLogger });
-    me = node.process();
+  useNode(pl, (n, m) => {
+    node = n;
+    me = m;
   });
-  afterEach(() => node.stop());
 
   const spawnSide = async (side: Side): Promise<Pid> => (side === "local" ? node.spawn(puppet({ to: me.pid })) : pl.spawnAt(node, "puppet", { to: me.pid }));
   const trapping = async (side: Side): Promise<Pid> => {

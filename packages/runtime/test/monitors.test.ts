@@ -1,12 +1,12 @@
 /**
  * Conformance M1–M4: monitors, in every placement (watcher and target on either side).
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { silentLogger, type CinderNode, type MonitorRef, type Pid, type Process } from "@cinder/runtime";
+import { describe, expect, it } from "vitest";
+import { type CinderNode, type MonitorRef, type Pid, type Process } from "@cinder/runtime";
 import { downOf, expectMsg, expectNoMsg, isDown, until } from "./support/deadline.js";
 import { ask, forwarded, fwdFrom } from "./support/drive.js";
 import { puppet } from "./support/fixtures.js";
-import { placements } from "./support/placements.js";
+import { placements, useNode } from "./support/placements.js";
 
 type Side = "local" | "remote";
 const other = (s: Side): Side => (s === "local" ? "remote" : "local");
@@ -15,11 +15,10 @@ const SIDES: Side[] = ["local", "remote"];
 describe.each(placements)("monitors: $name", (pl) => {
   let node: CinderNode;
   let me: Process<any>;
-  beforeEach(async () => {
-    node = await pl.startNode({ logger: silentLogger });
-    me = node.process();
+  useNode(pl, (n, m) => {
+    node = n;
+    me = m;
   });
-  afterEach(() => node.stop());
 
   const spawnSide = async (side: Side): Promise<Pid> => (side === "local" ? node.spawn(puppet({ to: me.pid })) : pl.spawnAt(node, "puppet", { to: me.pid }));
   const monitorFrom = async (watcher: Pid, target: Pid): Promise<MonitorRef> => (await ask<{ ref: MonitorRef }>(me, watcher, { cmd: "monitor", pid: target })).ref;

@@ -1,20 +1,19 @@
 /**
  * Conformance TM1 (timers) and N1–N2 (registered names), in every placement.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { BadArgError, silentLogger, type CinderNode, type Pid, type Process, type TimerRef } from "@cinder/runtime";
+import { describe, expect, it } from "vitest";
+import { BadArgError, type CinderNode, type Pid, type Process, type TimerRef } from "@cinder/runtime";
 import { downOf, expectMsg, expectNoMsg } from "./support/deadline.js";
 import { ask } from "./support/drive.js";
-import { placements } from "./support/placements.js";
+import { placements, useNode } from "./support/placements.js";
 
 describe.each(placements)("timers: $name", (pl) => {
   let node: CinderNode;
   let me: Process<any>;
-  beforeEach(async () => {
-    node = await pl.startNode({ logger: silentLogger });
-    me = node.process();
+  useNode(pl, (n, m) => {
+    node = n;
+    me = m;
   });
-  afterEach(() => node.stop());
 
   it("TM1 sendAfter delivers after the delay, to a pid and to a name", async () => {
     const fwd = await pl.spawnAt(node, "forward", { to: me.pid }, { name: "timer_target" });
@@ -64,11 +63,10 @@ describe.each(placements)("timers: $name", (pl) => {
 describe.each(placements)("names: $name", (pl) => {
   let node: CinderNode;
   let me: Process<any>;
-  beforeEach(async () => {
-    node = await pl.startNode({ logger: silentLogger });
-    me = node.process();
+  useNode(pl, (n, m) => {
+    node = n;
+    me = m;
   });
-  afterEach(() => node.stop());
 
   const spawnPuppet = (): Promise<Pid> => pl.spawnAt(node, "puppet", { to: me.pid });
 

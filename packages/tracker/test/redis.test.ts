@@ -6,18 +6,15 @@
  * computed by the other node (T47).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { createRequire } from "node:module";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import { join } from "node:path";
+import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { silentLogger, startNode, type CinderNode } from "@cinder/runtime";
 import { PubSub, clusterAdapter, type PubSubRef } from "@cinder/pubsub";
 import { createRedisTransport, type RedisTransport } from "@cinder/redis";
 import { Tracker, shardOf, topicHash, type ReplicaEvent, type TrackerRef } from "@cinder/tracker";
 import { startRedis, type RedisServer } from "../../../test/support/redis.js";
 import { DiffLog, waitFor } from "./support/cluster.js";
+import { spawnTsxChild } from "../../../test/support/child.js";
 
-const root = fileURLToPath(new URL("../../../", import.meta.url));
 const HB = 50;
 const TRANSPORT_DOWN = 500;
 const OPTS = { broadcastPeriod: 30, maxSilentPeriods: 3, downPeriod: 800, permdownPeriod: 2000 };
@@ -49,41 +46,25 @@ afterEach(async () => {
 });
 
 function spawnChild(nodeName: string, cluster: string): Child {
-  const tsx = createRequire(join(root, "package.json")).resolve("tsx");
-  const fixture = fileURLToPath(new URL("./fixtures/tracker-node.ts", import.meta.url));
-  const proc = spawn(process.execPath, ["--conditions=source", "--import", pathToFileURL(tsx).href, fixture], {
-    cwd: root,
-    env: { ...process.env, REDIS_URL: redis.url, NODE_NAME: nodeName, CLUSTER: cluster, HEARTBEAT_MS: String(HB), DOWN_AFTER_MS: String(TRANSPORT_DOWN), TRACKER_OPTS: JSON.stringify(OPTS) },
-    stdio: ["pipe", "pipe", "pipe"],
+  const { proc, lines, stderr } = spawnTsxChild<Record<string, any>>(new URL("./fixtures/tracker-node.ts", import.meta.url), {
+    REDIS_URL: redis.url,
+    NODE_NAME: nodeName,
+    CLUSTER: cluster,
+    HEARTBEAT_MS: String(HB),
+    DOWN_AFTER_MS: String(TRANSPORT_DOWN),
+    TRACKER_OPTS: JSON.stringify(OPTS),
   });
   children.push(proc);
-  const lines: Array<Record<string, any>> = [];
-  let err = "";
-  let buf = "";
-  proc.stdout.on("data", (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        lines.push(JSON.parse(line));
-      } catch {
-        err += `[stdout] ${line}\n`;
-      }
-    }
-  });
-  proc.stderr.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-8000)));
   let id = 0;
   return {
     proc,
     lines,
-    stderr: () => err,
+    stderr,
     async call(cmd) {
       const my = ++id;
       proc.stdin.write(`${JSON.stringify({ ...cmd, id: my })}\n`);
       const r = await waitFor(() => lines.find((l) => l.id === my), { timeoutMs: 15_000, what: `child answer to ${String(cmd.cmd)}` }).catch((e: unknown) => {
-        throw new Error(`${(e as Error).message}\nchild stderr:\n${err}`);
+        throw new Error(`${(e as Error).message}\nchild stderr:\n${stderr()}`);
       });
       if (r.error !== undefined) throw new Error(`child: ${r.error}`);
       return r;

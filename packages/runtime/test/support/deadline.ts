@@ -17,6 +17,15 @@ export async function until(cond: () => boolean | Promise<boolean>, what = "cond
   }
 }
 
+/** `p`, or a rejection naming `what` if it has not settled within `timeoutMs` (a hang guard). */
+export function within<T>(p: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
+}
+
 /** Retries `fn` until it stops throwing (an assertion that becomes true), with a deadline. */
 export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = DEADLINE_MS): Promise<T> {
   const end = performance.now() + timeoutMs;

@@ -9,7 +9,8 @@
  * worker scheduler 1 by module + export (`spawnOn` / `startGenServerOn`); adding it to
  * `placements` runs every case across threads, unchanged.
  */
-import { AlreadyStartedError, GenServer, spawnOn, startGenServerOn, startNode, type CinderNode, type Context, type Pid, type Process, type ServerRef, type SpawnOptions, type StartNodeOptions, type StartOptions } from "@cinder/runtime";
+import { beforeEach, afterEach } from "vitest";
+import { AlreadyStartedError, silentLogger, GenServer, spawnOn, startGenServerOn, startNode, type CinderNode, type Context, type Pid, type Process, type ServerRef, type SpawnOptions, type StartNodeOptions, type StartOptions } from "@cinder/runtime";
 import { actors, servers, type ActorArgs, type ActorName, type ServerArgs, type ServerFixture } from "./fixtures.js";
 
 export interface Placement {
@@ -68,3 +69,19 @@ export const otherScheduler: Placement = {
 };
 
 export const placements: Placement[] = [sameScheduler, otherScheduler];
+
+/**
+ * Per-test fixture of the conformance cases: a fresh node for the placement (silent logger)
+ * and a driver process on it, handed to `set` before each test; the node stops after it.
+ */
+export function useNode(pl: Placement, set: (node: CinderNode, me: Process<any>) => void): void {
+  let node: CinderNode | undefined;
+  beforeEach(async () => {
+    node = await pl.startNode({ logger: silentLogger });
+    set(node, node.process());
+  });
+  afterEach(async () => {
+    await node?.stop();
+    node = undefined;
+  });
+}
